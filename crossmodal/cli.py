@@ -1,0 +1,209 @@
+"""The ``crossmodal`` command line: demo, datasets, train, evaluate, query.
+
+Every user error prints one line ``crossmodal: error: ...`` and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from crossmodal import __version__
+from crossmodal.errors import CrossmodalError
+
+DEMO_QUERIES = ("red circle", "blue square", "yellow triangle", "green cross", "purple circle and red square")
+
+
+def _add_common_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="random seed for the split and the model (default 0)")
+    p.add_argument("--out", default="runs", help="folder that receives a new run folder (default ./runs)")
+    p.add_argument("--tracker", default="jsonl", choices=("none", "jsonl", "wandb"),
+                   help="jsonl: metrics.jsonl in the run folder (default); wandb: also wandb, offline unless logged in")
+    p.add_argument("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crossmodal",
+        description="Cross-modal hashing of images and texts: train, evaluate and query binary-code retrieval models.",
+        epilog="Start with `crossmodal demo` (offline, about a minute on a laptop CPU).",
+    )
+    parser.add_argument("--version", action="version", version=f"crossmodal {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="train on the built-in toy data, evaluate, and query it with typed sentences",
+                       description="Offline demo: generates the toy dataset (rendered shapes + captions), trains a "
+                                   "hasher, writes the result table, a precision-recall plot and a contact sheet of the "
+                                   "images retrieved for a few typed queries into a fresh run folder.")
+    p.add_argument("--method", default="ugach", help="method to train (default ugach; also cca-itq, lsh)")
+    p.add_argument("--bits", type=int, default=32, help="code length (default 32)")
+    p.add_argument("--query", action="append", default=None, metavar="TEXT",
+                   help="a typed query for the contact sheet (repeatable; default: a few shape/colour phrases)")
+    _add_common_train(p)
+
+    p = sub.add_parser("datasets", help="list the known datasets or describe one",
+                       description="Datasets are named sources (toy, wiki) or paths to canonical dataset folders.")
+    dsub = p.add_subparsers(dest="datasets_command", metavar="ACTION")
+    dsub.add_parser("list", help="list the known datasets")
+    pi = dsub.add_parser("info", help="load a dataset and print its sizes, split and hash")
+    pi.add_argument("name", help="dataset name (toy, wiki) or a dataset folder")
+    pi.add_argument("--data-root", default=None, help="folder with the dataset's files (wiki: raw_features.mat ...)")
+    pi.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", help="train a method on a dataset and evaluate it",
+                       description="Train METHOD on a dataset at one code length into a fresh run folder, then "
+                                   "evaluate I->T and T->I on the query split. Extra key=value pairs override the "
+                                   "method's config (unknown keys are errors).")
+    p.add_argument("method", help="lsh, cca-itq, ugach")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="method config overrides, e.g. epochs=5")
+    p.add_argument("--dataset", required=True, help="toy, wiki, or a dataset folder")
+    p.add_argument("--data-root", default=None, help="folder with the dataset's files")
+    p.add_argument("--bits", type=int, required=True, help="code length, 1..1024")
+    p.add_argument("--config", default=None, help="YAML config file (keys of the method, optional datasets: overrides)")
+    p.add_argument("--preset", default=None, help="named preset from experiments/configs (ugach: paper, fast)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    _add_common_train(p)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a finished run",
+                       description="Recompute the run's report (JSON, Markdown, PR plot) from its saved model.")
+    p.add_argument("run_dir")
+    p.add_argument("-k", type=int, action="append", default=None, help="cut-off for mAP@k and P@k (repeatable; default 100)")
+    p.add_argument("--all-directions", action="store_true", help="also I->I and T->T")
+
+    p = sub.add_parser("query", help="search a trained model with a typed sentence or an image file",
+                       description="Embed the query with the run's own featurizers, hash it, and list the nearest "
+                                   "database items of the other modality by Hamming distance.")
+    p.add_argument("run_dir")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--text", help="a sentence, e.g. \"a red circle\"")
+    g.add_argument("--image", help="an image file (PNG, JPEG)")
+    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--sheet", default=None, metavar="PNG", help="also write a contact sheet of the retrieved images")
+    return parser
+
+
+def _resolve_config(args) -> dict:
+    from crossmodal.runs import load_config_file, parse_overrides, preset_path
+
+    cfg: dict = {}
+    ds_name = Path(args.dataset).name if Path(args.dataset).is_dir() else args.dataset
+    if args.preset:
+        cfg.update(load_config_file(preset_path(args.method.lower(), args.preset), ds_name))
+    if args.config:
+        cfg.update(load_config_file(args.config, ds_name))
+    cfg.update(parse_overrides(args.overrides))
+    if args.device:
+        cfg["device"] = args.device
+    return cfg
+
+
+def cmd_train(args) -> int:
+    from crossmodal.runs import train_run
+
+    if args.resume:
+        spec = json.loads((Path(args.resume) / "run.json").read_text()) if (Path(args.resume) / "run.json").is_file() else None
+        if spec is None:
+            raise CrossmodalError(f"{args.resume}: not a run folder (no run.json); nothing to resume")
+        if spec["method"] != args.method.lower() or spec["bits"] != args.bits:
+            raise CrossmodalError(f"{args.resume}: that run trained {spec['method']} at {spec['bits']} bits; resume it with the same method and --bits")
+    run = train_run(args.method, args.dataset, args.bits, seed=args.seed, config=_resolve_config(args),
+                    data_root=args.data_root, out=args.out, tracker=args.tracker, resume=args.resume)
+    print((run / "report.md").read_text())
+    print(f"run folder: {run}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from crossmodal.runs import contact_sheet, query_run, train_run
+
+    cfg = {"device": args.device} if args.device else {}
+    if args.method.lower() == "ugach":
+        from crossmodal.runs import load_config_file, preset_path
+
+        cfg = {**load_config_file(preset_path("ugach", "fast"), "toy"), **cfg}
+    run = train_run(args.method, "toy", args.bits, seed=args.seed, config=cfg, out=args.out, tracker=args.tracker)
+    print((run / "report.md").read_text())
+    rows = []
+    for q in args.query or DEMO_QUERIES:
+        _, D, I, ds = query_run(run, text=q, k=8)
+        pixels = ds.extras["pixels"][ds.split.database[I]]
+        caps = ds.extras["captions"][ds.split.database[I]]
+        rows.append((q, pixels))
+        print(f"query {q!r}: " + "; ".join(f"[{d}] {c}" for d, c in zip(D[:3], caps[:3])))
+    sheet = contact_sheet(rows, run / "contact_sheet.png")
+    print(f"\nrun folder: {run}\n  report: {run / 'report.md'}\n  PR curve: {run / 'pr.png'}\n  contact sheet: {sheet}")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from crossmodal.data import SOURCES, get_dataset
+
+    if args.datasets_command in (None, "list"):
+        for s in SOURCES.values():
+            print(f"{s.name:8s} {s.description}")
+        return 0
+    ds = get_dataset(args.name, root=args.data_root, seed=args.seed)
+    print(json.dumps(ds.summary(), indent=2))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from crossmodal.runs import load_run, write_report
+
+    ks = tuple(args.k or (100,))
+    _, hasher, ds = load_run(args.run_dir)
+    dirs = ("i2t", "t2i", "i2i", "t2t") if args.all_directions else ("i2t", "t2i")
+    report = write_report(hasher, ds, Path(args.run_dir), ks=ks, directions=dirs)
+    print(report.to_markdown())
+    return 0
+
+
+def cmd_query(args) -> int:
+    from crossmodal.runs import contact_sheet, query_run
+
+    target, D, I, ds = query_run(args.run_dir, text=args.text, image=args.image, k=args.k)
+    db = ds.split.database[I[I >= 0]]
+    caps = ds.extras.get("captions")
+    print(f"{'rank':>4} {'hamming':>7}  {'id':<14} {'labels / caption'}")
+    names = ds.data.meta.get("label_names")
+    for r, (d, i) in enumerate(zip(D, db), 1):
+        desc = str(caps[i]) if caps is not None else ", ".join(
+            names[j] if names else str(j) for j in (ds.data.labels[i].nonzero()[0] if ds.data.labels is not None else []))
+        print(f"{r:>4} {int(d):>7}  {ds.data.ids[i]:<14} {desc}")
+    if args.sheet:
+        if "pixels" not in ds.extras or target != "image":
+            raise CrossmodalError("--sheet needs an image search on a dataset that keeps its pixels (toy)")
+        contact_sheet([(args.text or Path(args.image).name, ds.extras["pixels"][db])], args.sheet)
+        print(f"contact sheet: {args.sheet}")
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "datasets": cmd_datasets, "train": cmd_train, "evaluate": cmd_evaluate, "query": cmd_query}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # key=value overrides may come after options; anything else is an error
+        if args.command != "train" or any(e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = list(args.overrides) + extra
+    if args.command is None:
+        parser.print_help()
+        return 0
+    os.environ.setdefault("WANDB_SILENT", "true")
+    try:
+        return COMMANDS[args.command](args)
+    except CrossmodalError as exc:
+        print(f"crossmodal: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("crossmodal: interrupted; a run with checkpoints can be resumed with `crossmodal train --resume RUN_DIR`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

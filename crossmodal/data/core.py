@@ -1,0 +1,407 @@
+"""Core data types: :class:`PairedData`, :class:`Split`, and the canonical dataset folder.
+
+A canonical dataset folder holds::
+
+    image.npy      (N, Di) float32 image features
+    text.npy       (N, Dt) float32 text features   -- or text.npz, a CSR matrix
+    labels.npy     (N, C)  uint8 multi-hot labels  (optional)
+    ids.txt        N lines, one id each
+    split.json     named index arrays train / validation / query / database, seed, hash
+    meta.json      source, feature extractors, format version, extras
+
+Everything is plain NumPy / JSON: memory-mappable, diffable, no pickle. Extra arrays a
+source needs (the toy set's rendered pixels) are kept as ``extra_<name>.npy``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from crossmodal.errors import DataError
+
+FORMAT_VERSION = 1
+SPLIT_PARTS = ("train", "validation", "query", "database")
+
+
+def _as_2d_float(name: str, x: Any) -> np.ndarray | sp.csr_matrix:
+    """Validate a feature matrix: 2-D, numeric, finite; returns float32 (dense or CSR)."""
+    if sp.issparse(x):
+        x = sp.csr_matrix(x, dtype=np.float32)
+        values = x.data
+        shape = x.shape
+    else:
+        if isinstance(x, np.memmap) or (isinstance(x, np.ndarray) and x.dtype == np.float32):
+            arr = x
+        else:
+            try:
+                arr = np.asarray(x, dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise DataError(f"{name}: could not be read as numbers ({exc}); give a numeric array") from None
+        if arr.ndim != 2:
+            raise DataError(
+                f"{name}: expected a 2-D array (items x features), got {arr.ndim}-D shape {arr.shape}; "
+                "reshape it, e.g. x.reshape(1, -1) for a single item"
+            )
+        x = arr
+        values = arr
+        shape = arr.shape
+    if shape[0] == 0 or shape[1] == 0:
+        raise DataError(f"{name}: empty array of shape {shape}; it needs at least one item and one feature")
+    finite = np.isfinite(values)
+    if not finite.all():
+        bad = int(np.size(finite) - np.count_nonzero(finite))
+        where = ""
+        if not sp.issparse(x):
+            row = int(np.argwhere(~np.isfinite(x))[0, 0])
+            where = f" (first in row {row})"
+        raise DataError(f"{name}: {bad} NaN or infinite value(s){where}; clean or impute them before use")
+    return x
+
+
+def _as_labels(labels: Any, n: int) -> np.ndarray:
+    lab = np.asarray(labels)
+    if lab.ndim != 2:
+        raise DataError(
+            f"labels: expected a 2-D multi-hot array (items x classes), got shape {lab.shape}; "
+            "convert class numbers with crossmodal.data.labels_from_classes"
+        )
+    if lab.shape[0] != n:
+        raise DataError(f"labels: {lab.shape[0]} rows but the features have {n}; every item needs one label row")
+    if lab.size and not np.isin(lab, (0, 1)).all():
+        raise DataError("labels: values must be 0 or 1 (multi-hot); convert class numbers with labels_from_classes")
+    return lab.astype(np.uint8, copy=False)
+
+
+def labels_from_classes(classes: Any, n_classes: int | None = None) -> np.ndarray:
+    """One-hot ``(N, C)`` uint8 labels from class numbers ``(N,)``.
+
+    Class values are mapped in sorted order to columns, so 1..10 and 0..9 both give 10
+    columns. ``n_classes`` forces the number of columns (values must then be 0..C-1 or 1..C).
+    """
+    c = np.asarray(classes).reshape(-1)
+    if c.size == 0:
+        raise DataError("labels: no class numbers given")
+    if not np.issubdtype(c.dtype, np.number) or not np.all(np.equal(np.mod(c, 1), 0)):
+        raise DataError("labels: class numbers must be integers")
+    c = c.astype(np.int64)
+    if n_classes is None:
+        values, inverse = np.unique(c, return_inverse=True)
+        n_classes = len(values)
+    else:
+        offset = 1 if c.min() >= 1 and c.max() == n_classes else 0
+        inverse = c - offset
+        if inverse.min() < 0 or inverse.max() >= n_classes:
+            raise DataError(f"labels: class numbers {c.min()}..{c.max()} do not fit {n_classes} classes")
+    out = np.zeros((c.size, n_classes), dtype=np.uint8)
+    out[np.arange(c.size), inverse] = 1
+    return out
+
+
+@dataclass
+class PairedData:
+    """Image and text features of N paired items, with optional multi-hot labels.
+
+    Parameters
+    ----------
+    image : array of shape (N, Di), float32 (converted) -- image features.
+    text : array or CSR matrix of shape (N, Dt), or None for image-only data.
+    labels : array of shape (N, C) with 0/1 values, or None (unlabelled).
+    ids : N strings; defaults to "0".."N-1".
+    meta : free-form provenance: source, feature extractors, version.
+
+    Validated on construction: 2-D, equal N, finite values; a :class:`DataError` names the
+    field and the fix.
+    """
+
+    image: np.ndarray
+    text: np.ndarray | sp.csr_matrix | None = None
+    labels: np.ndarray | None = None
+    ids: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.image = _as_2d_float("image features", self.image)
+        if sp.issparse(self.image):
+            self.image = np.asarray(self.image.todense(), dtype=np.float32)
+        n = self.image.shape[0]
+        if self.text is not None:
+            self.text = _as_2d_float("text features", self.text)
+            if self.text.shape[0] != n:
+                raise DataError(
+                    f"text features have {self.text.shape[0]} rows but image features have {n}; "
+                    "rows must be paired one to one"
+                )
+        if self.labels is not None:
+            self.labels = _as_labels(self.labels, n)
+        if self.ids is None:
+            self.ids = np.array([str(i) for i in range(n)])
+        else:
+            self.ids = np.asarray(self.ids).astype(str)
+            if self.ids.shape != (n,):
+                raise DataError(f"ids: {self.ids.shape[0] if self.ids.ndim else 0} ids for {n} items; give one id per item")
+        self.meta = dict(self.meta)
+
+    @property
+    def n(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def image_dim(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def text_dim(self) -> int:
+        return 0 if self.text is None else int(self.text.shape[1])
+
+    def text_dense(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """Text features as a dense float32 array (rows ``idx`` if given)."""
+        if self.text is None:
+            raise DataError("this dataset has no text modality")
+        t = self.text if idx is None else self.text[idx]
+        return np.asarray(t.todense() if sp.issparse(t) else t, dtype=np.float32)
+
+    def subset(self, idx: np.ndarray) -> "PairedData":
+        """Rows ``idx`` as a new PairedData (arrays are copied into memory)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return PairedData(
+            image=np.ascontiguousarray(self.image[idx]),
+            text=None if self.text is None else self.text[idx],
+            labels=None if self.labels is None else np.asarray(self.labels[idx]),
+            ids=self.ids[idx],
+            meta=self.meta,
+        )
+
+    def modality(self, name: str) -> np.ndarray:
+        """Dense features of one modality, ``"image"`` or ``"text"``."""
+        if name == "image":
+            return np.asarray(self.image)
+        if name == "text":
+            return self.text_dense()
+        raise DataError(f"unknown modality {name!r}; use 'image' or 'text'")
+
+
+@dataclass
+class Split:
+    """Index arrays of a protocol: ``train``, ``validation``, ``query``, ``database``.
+
+    Rules (checked): indices lie in [0, N); ``query`` shares no item with ``train``,
+    ``validation`` or ``database`` (the query set is never used for training or model
+    selection). ``validation`` is drawn from the training side and may overlap ``train``
+    (an unsupervised method sees validation features but never their labels); during model
+    selection validation items are searched against ``train`` minus ``validation``.
+    """
+
+    train: np.ndarray
+    validation: np.ndarray
+    query: np.ndarray
+    database: np.ndarray
+    seed: int = 0
+    protocol: str = "custom"
+
+    def __post_init__(self) -> None:
+        for part in SPLIT_PARTS:
+            arr = np.asarray(getattr(self, part), dtype=np.int64).reshape(-1)
+            setattr(self, part, arr)
+        if len(self.train) == 0 or len(self.query) == 0 or len(self.database) == 0:
+            raise DataError("split: train, query and database must each hold at least one item")
+        q = set(self.query.tolist())
+        for part in ("train", "validation", "database"):
+            if q.intersection(getattr(self, part).tolist()):
+                raise DataError(f"split: query and {part} share items; the query set must stay unseen")
+
+    def check(self, n: int) -> "Split":
+        for part in SPLIT_PARTS:
+            arr = getattr(self, part)
+            if arr.size and (arr.min() < 0 or arr.max() >= n):
+                raise DataError(f"split: {part} has indices outside [0, {n}); the split belongs to another dataset")
+        return self
+
+    @property
+    def hash(self) -> str:
+        """Content hash of the four index arrays (12 hex digits)."""
+        h = hashlib.sha256()
+        for part in SPLIT_PARTS:
+            h.update(part.encode())
+            h.update(np.ascontiguousarray(getattr(self, part), dtype="<i8").tobytes())
+        return h.hexdigest()[:12]
+
+    def validation_database(self) -> np.ndarray:
+        """Database for model selection: training items that are not validation items."""
+        return np.setdiff1d(self.train, self.validation, assume_unique=False)
+
+    def to_dict(self) -> dict:
+        d = {part: getattr(self, part).tolist() for part in SPLIT_PARTS}
+        d.update(seed=self.seed, protocol=self.protocol, hash=self.hash)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Split":
+        try:
+            split = cls(**{p: d[p] for p in SPLIT_PARTS}, seed=int(d.get("seed", 0)), protocol=d.get("protocol", "custom"))
+        except KeyError as exc:
+            raise DataError(f"split.json: missing part {exc}; it needs {', '.join(SPLIT_PARTS)}") from None
+        if "hash" in d and d["hash"] != split.hash:
+            raise DataError(f"split.json: content hash {d['hash']} does not match the indices ({split.hash}); the file was edited")
+        return split
+
+    @classmethod
+    def random(
+        cls,
+        n: int,
+        n_query: int,
+        n_train: int | None = None,
+        n_validation: int = 0,
+        seed: int = 0,
+        protocol: str = "random",
+    ) -> "Split":
+        """Seeded random split: ``n_query`` queries, database = the rest, ``n_train`` training
+        items drawn from the database (all of it when None), ``n_validation`` of them for
+        model selection."""
+        if n_query <= 0 or n_query >= n:
+            raise DataError(f"split: n_query must be in 1..{n - 1}, got {n_query}")
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(n)
+        query, database = np.sort(perm[:n_query]), np.sort(perm[n_query:])
+        n_train = len(database) if n_train is None else n_train
+        if not 0 < n_train <= len(database):
+            raise DataError(f"split: n_train must be in 1..{len(database)}, got {n_train}")
+        train = np.sort(rng.choice(database, size=n_train, replace=False))
+        if not 0 <= n_validation < n_train:
+            raise DataError(f"split: n_validation must be in 0..{n_train - 1}, got {n_validation}")
+        validation = np.sort(rng.choice(train, size=n_validation, replace=False))
+        return cls(train, validation, query, database, seed=seed, protocol=protocol)
+
+
+@dataclass
+class Dataset:
+    """A :class:`PairedData` with its :class:`Split` and the extras a source ships
+    (featurizers to embed new queries, raw pixels for contact sheets)."""
+
+    data: PairedData
+    split: Split
+    name: str = "custom"
+    featurizers: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.split.check(self.data.n)
+
+    def part(self, name: str) -> PairedData:
+        return self.data.subset(getattr(self.split, name))
+
+    def summary(self) -> dict:
+        d = self.data
+        return {
+            "name": self.name,
+            "items": d.n,
+            "image_dim": d.image_dim,
+            "text_dim": d.text_dim,
+            "text_sparse": bool(sp.issparse(d.text)),
+            "classes": None if d.labels is None else int(d.labels.shape[1]),
+            "split": {p: int(len(getattr(self.split, p))) for p in SPLIT_PARTS},
+            "split_protocol": self.split.protocol,
+            "split_hash": self.split.hash,
+            "source": d.meta.get("source"),
+        }
+
+
+def _atomic_dir(out: Path, overwrite: bool) -> Path:
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise DataError(f"{out}: folder exists and is not empty; choose another --out or remove it first")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+
+
+def save_dataset(ds: Dataset, out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``ds`` as a canonical dataset folder.
+
+    The folder is written under a temporary name and renamed at the end, so an
+    interrupted write never leaves something that looks finished.
+    """
+    out = Path(out)
+    tmp = _atomic_dir(out, overwrite)
+    try:
+        d = ds.data
+        np.save(tmp / "image.npy", np.ascontiguousarray(d.image, dtype=np.float32))
+        if d.text is not None:
+            if sp.issparse(d.text):
+                sp.save_npz(tmp / "text.npz", d.text)
+            else:
+                np.save(tmp / "text.npy", np.ascontiguousarray(d.text, dtype=np.float32))
+        if d.labels is not None:
+            np.save(tmp / "labels.npy", np.ascontiguousarray(d.labels, dtype=np.uint8))
+        (tmp / "ids.txt").write_text("\n".join(d.ids.tolist()) + "\n", encoding="utf-8")
+        (tmp / "split.json").write_text(json.dumps(ds.split.to_dict()), encoding="utf-8")
+        for key, arr in ds.extras.items():
+            np.save(tmp / f"extra_{key}.npy", arr)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "name": ds.name,
+            "meta": d.meta,
+            "featurizers": {k: f.to_dict() for k, f in ds.featurizers.items()},
+            "summary": ds.summary(),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_dataset(path: str | os.PathLike, mmap: bool = True) -> Dataset:
+    """Read a canonical dataset folder (arrays memory-mapped when ``mmap``)."""
+    from crossmodal.features import featurizer_from_dict
+
+    path = Path(path)
+    if not (path / "meta.json").is_file():
+        raise DataError(f"{path}: not a crossmodal dataset folder (no meta.json); create one with save_dataset or `crossmodal datasets prepare`")
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path / 'meta.json'}: invalid JSON ({exc}); the folder is damaged") from None
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise DataError(f"{path}: format version {meta.get('format_version')} is newer than this crossmodal reads ({FORMAT_VERSION}); upgrade crossmodal")
+    mode = "r" if mmap else None
+
+    def _npy(name: str, required: bool = True):
+        f = path / name
+        if not f.is_file():
+            if required:
+                raise DataError(f"{f}: missing; the dataset folder is incomplete")
+            return None
+        try:
+            return np.load(f, mmap_mode=mode, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise DataError(f"{f}: unreadable or truncated ({exc})") from None
+
+    image = _npy("image.npy")
+    text = _npy("text.npy", required=False)
+    if text is None and (path / "text.npz").is_file():
+        try:
+            text = sp.load_npz(path / "text.npz")
+        except (ValueError, OSError, EOFError) as exc:
+            raise DataError(f"{path / 'text.npz'}: unreadable or truncated ({exc})") from None
+    labels = _npy("labels.npy", required=False)
+    ids = (path / "ids.txt").read_text(encoding="utf-8").splitlines()
+    data = PairedData(image=image, text=text, labels=labels, ids=np.array(ids), meta=meta.get("meta", {}))
+    try:
+        split = Split.from_dict(json.loads((path / "split.json").read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise DataError(f"{path / 'split.json'}: missing; the dataset folder is incomplete") from None
+    extras = {f.name[len("extra_"):-len(".npy")]: np.load(f, mmap_mode=mode, allow_pickle=False) for f in sorted(path.glob("extra_*.npy"))}
+    featurizers = {k: featurizer_from_dict(v) for k, v in meta.get("featurizers", {}).items()}
+    return Dataset(data=data, split=split, name=meta.get("name", path.name), featurizers=featurizers, extras=extras)

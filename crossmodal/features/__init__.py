@@ -1,0 +1,133 @@
+"""Featurizers: turning raw images and texts into the vectors a hasher consumes.
+
+A featurizer is saved with a dataset and with a trained model (``to_dict`` /
+:func:`featurizer_from_dict`, JSON only), so ``crossmodal query`` embeds a typed sentence
+or an image file with exactly the preprocessing used for training.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from crossmodal.errors import DataError
+
+STOPWORDS = frozenset({"a", "an", "and", "the", "with", "of", "in", "on", "at", "to", "is"})
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def tokenize(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+class BowFeaturizer:
+    """Bag of words over a fixed vocabulary: ``transform(list of N texts) -> (N, V) float32``.
+
+    Words outside the vocabulary and stopwords are ignored; counts are kept as they are.
+    """
+
+    kind = "bow"
+
+    def __init__(self, vocabulary: list[str], stopwords=STOPWORDS):
+        self.vocabulary = list(vocabulary)
+        self.stopwords = frozenset(stopwords)
+        self.index = {w: i for i, w in enumerate(self.vocabulary)}
+
+    @classmethod
+    def fit(cls, texts: list[str], min_count: int = 1, stopwords=STOPWORDS) -> "BowFeaturizer":
+        counts: dict[str, int] = {}
+        for t in texts:
+            for w in tokenize(t):
+                if w not in stopwords:
+                    counts[w] = counts.get(w, 0) + 1
+        vocab = sorted(w for w, c in counts.items() if c >= min_count)
+        return cls(vocab, stopwords)
+
+    @property
+    def dim(self) -> int:
+        return len(self.vocabulary)
+
+    def transform(self, texts: list[str], strict: bool = False) -> np.ndarray:
+        """Counts of vocabulary words; with ``strict``, a text with no known word is an error."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        rows, cols = [], []
+        for i, t in enumerate(texts):
+            hits = [self.index[w] for w in tokenize(t) if w in self.index]
+            if strict and not hits:
+                shown = ", ".join(self.vocabulary[:30])
+                raise DataError(f"text {t!r}: none of its words is in the vocabulary; known words: {shown}")
+            rows.extend([i] * len(hits))
+            cols.extend(hits)
+        np.add.at(out, (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)), 1.0)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "vocabulary": self.vocabulary, "stopwords": sorted(self.stopwords)}
+
+
+class PixelFeaturizer:
+    """Raw pixels, average-pooled: ``transform((N, H, W, 3) uint8) -> (N, H/pool * W/pool * 3)``.
+
+    Images of another size are resized (bilinear) to ``size`` x ``size`` first; values are
+    scaled to [0, 1].
+    """
+
+    kind = "pixels"
+
+    def __init__(self, size: int = 32, pool: int = 2):
+        if size % pool:
+            raise DataError(f"pixels featurizer: size {size} is not a multiple of pool {pool}")
+        self.size, self.pool = int(size), int(pool)
+
+    @property
+    def dim(self) -> int:
+        return (self.size // self.pool) ** 2 * 3
+
+    def transform(self, images: np.ndarray) -> np.ndarray:
+        x = np.asarray(images)
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise DataError(f"pixels featurizer: expected (N, H, W, 3) RGB images, got shape {x.shape}")
+        if x.shape[1:3] != (self.size, self.size):
+            x = np.stack([_resize(im, self.size) for im in x])
+        x = x.astype(np.float32) / 255.0
+        n, s, p = x.shape[0], self.size, self.pool
+        x = x.reshape(n, s // p, p, s // p, p, 3).mean(axis=(2, 4))
+        return x.reshape(n, -1)
+
+    def load_images(self, paths: list[str | Path]) -> np.ndarray:
+        """Read image files (PNG, JPEG, ...) as (N, size, size, 3) uint8."""
+        from PIL import Image, UnidentifiedImageError
+
+        out = []
+        for p in paths:
+            p = Path(p)
+            if not p.is_file():
+                raise DataError(f"{p}: image file not found")
+            try:
+                with Image.open(p) as im:
+                    out.append(np.asarray(im.convert("RGB").resize((self.size, self.size), Image.BILINEAR)))
+            except (UnidentifiedImageError, OSError) as exc:
+                raise DataError(f"{p}: not a readable image ({exc})") from None
+        return np.stack(out)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "size": self.size, "pool": self.pool}
+
+
+def _resize(im: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.asarray(im, dtype=np.uint8)).resize((size, size), Image.BILINEAR))
+
+
+_KINDS = {"bow": BowFeaturizer, "pixels": PixelFeaturizer}
+
+
+def featurizer_from_dict(d: dict):
+    kind = d.get("kind")
+    if kind not in _KINDS:
+        raise DataError(f"unknown featurizer kind {kind!r}; known: {', '.join(_KINDS)}")
+    args = {k: v for k, v in d.items() if k != "kind"}
+    return _KINDS[kind](**args)

@@ -1,0 +1,206 @@
+"""Hamming search over packed binary codes, in the style of a FAISS index.
+
+``HammingIndex(bits, kind="flat")`` is exact; ``kind="hnsw"`` is approximate (graph search).
+Backends: FAISS binary indexes (``IndexBinaryFlat``, ``IndexBinaryHNSW``) when faiss is
+importable, NumPy ``bitwise_count`` otherwise (exact only). Every exact backend returns the
+same neighbours: ascending distance, ties broken by ascending database id.
+
+Results follow FAISS: ``search`` returns ``(D, I)`` of shape ``(nq, k)``, padded with
+``D = bits + 1`` and ``I = -1`` when fewer than ``k`` items are stored; ``range_search``
+returns ``(lims, D, I)`` with query ``i``'s hits in ``D[lims[i]:lims[i+1]]``, sorted by
+(distance, id).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from crossmodal import __version__
+from crossmodal.errors import DataError
+from crossmodal.retrieval.codes import check_bits, check_codes, hamming_distance, n_bytes
+
+INDEX_FORMAT = 1
+
+
+def _faiss():
+    try:
+        import faiss
+
+        return faiss
+    except ImportError:
+        return None
+
+
+def available_backends() -> list[str]:
+    return (["faiss"] if _faiss() is not None else []) + ["numpy"]
+
+
+class HammingIndex:
+    """Exact or approximate k-nearest-neighbour search in Hamming space.
+
+    Parameters
+    ----------
+    bits : code length (1..1024).
+    kind : "flat" (exact) or "hnsw" (approximate, FAISS only).
+    backend : "auto" (FAISS when available), "faiss" or "numpy".
+    hnsw_m, ef_construction, ef_search : HNSW graph parameters.
+    """
+
+    def __init__(self, bits: int, kind: str = "flat", backend: str = "auto", hnsw_m: int = 16,
+                 ef_construction: int = 64, ef_search: int = 128):
+        self.bits = check_bits(bits)
+        if kind not in ("flat", "hnsw"):
+            raise DataError(f"HammingIndex: kind must be 'flat' or 'hnsw', got {kind!r}")
+        if backend == "auto":
+            backend = "faiss" if _faiss() is not None else "numpy"
+        if backend not in ("faiss", "numpy"):
+            raise DataError(f"HammingIndex: backend must be 'auto', 'faiss' or 'numpy', got {backend!r}")
+        if backend == "faiss" and _faiss() is None:
+            raise DataError("HammingIndex: faiss is not installed; pip install faiss-cpu, or use backend='numpy'")
+        if kind == "hnsw" and backend != "faiss":
+            raise DataError("HammingIndex: kind='hnsw' needs faiss (pip install faiss-cpu); use kind='flat' for NumPy")
+        self.kind, self.backend = kind, backend
+        self.hnsw_m, self.ef_construction, self.ef_search = int(hnsw_m), int(ef_construction), int(ef_search)
+        self.width = n_bytes(self.bits)
+        self._codes = np.zeros((0, self.width), dtype=np.uint8)
+        self._faiss_index = self._new_faiss() if backend == "faiss" else None
+
+    def _new_faiss(self):
+        faiss = _faiss()
+        d = 8 * self.width
+        if self.kind == "flat":
+            idx = faiss.IndexBinaryFlat(d)
+            idx.use_heap = False  # counting-based k-selection: ties come out by ascending id
+        else:
+            idx = faiss.IndexBinaryHNSW(d, self.hnsw_m)
+            idx.hnsw.efConstruction = self.ef_construction
+            idx.hnsw.efSearch = self.ef_search
+        return idx
+
+    @property
+    def ntotal(self) -> int:
+        return int(self._codes.shape[0])
+
+    def __len__(self) -> int:
+        return self.ntotal
+
+    def add(self, codes) -> "HammingIndex":
+        """Append packed codes ``(n, ceil(bits/8))`` uint8; ids continue from ``ntotal``."""
+        codes = check_codes(codes, self.bits, "codes to add")
+        self._codes = np.concatenate([self._codes, codes]) if self.ntotal else codes.copy()
+        if self._faiss_index is not None:
+            self._faiss_index.add(codes)
+        return self
+
+    def _check_query(self, q) -> np.ndarray:
+        q = np.asarray(q)
+        if q.ndim == 1:
+            q = q[None, :]
+        return check_codes(q, self.bits, "query codes")
+
+    def search(self, q, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``k`` nearest stored codes of each query: ``(D int32 (nq, k), I int64 (nq, k))``."""
+        if int(k) != k or k <= 0:
+            raise DataError(f"k must be a positive whole number, got {k!r}")
+        k = int(k)
+        q = self._check_query(q)
+        nq = q.shape[0]
+        D = np.full((nq, k), self.bits + 1, dtype=np.int32)
+        I = np.full((nq, k), -1, dtype=np.int64)
+        if self.ntotal == 0:
+            return D, I
+        kk = min(k, self.ntotal)
+        if self._faiss_index is not None:
+            d, i = self._faiss_index.search(q, kk)
+            D[:, :kk], I[:, :kk] = d, i
+            if self.kind == "flat":
+                D[:, :kk], I[:, :kk] = _sort_pairs(D[:, :kk], I[:, :kk])
+            return D, I
+        n = self.ntotal
+        step = max(1, (1 << 22) // n)
+        for s in range(0, nq, step):
+            dist = hamming_distance(q[s:s + step], self._codes).astype(np.int64)
+            key = dist * n + np.arange(n)  # unique keys: distance first, then id
+            part = np.argpartition(key, kk - 1, axis=1)[:, :kk] if kk < n else np.broadcast_to(np.arange(n), key.shape)
+            kp = np.take_along_axis(key, part, axis=1)
+            o = np.argsort(kp, axis=1)
+            kp = np.take_along_axis(kp, o, axis=1)
+            D[s:s + step, :kk] = kp // n
+            I[s:s + step, :kk] = kp % n
+        return D, I
+
+    def range_search(self, q, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All stored codes within Hamming distance ``radius`` (inclusive) of each query.
+
+        Exact for both kinds (an HNSW index answers range queries from its stored codes).
+        """
+        if int(radius) != radius or radius < 0:
+            raise DataError(f"radius must be a non-negative whole number, got {radius!r}")
+        q = self._check_query(q)
+        n = max(1, self.ntotal)
+        step = max(1, (1 << 22) // n)
+        counts, Ds, Is = [], [], []
+        for s in range(0, q.shape[0], step):
+            dist = hamming_distance(q[s:s + step], self._codes)
+            rows, ids = np.nonzero(dist <= radius)  # row-major: ids ascend within a row
+            dd = dist[rows, ids].astype(np.int32)
+            o = np.lexsort((ids, dd, rows))
+            Ds.append(dd[o])
+            Is.append(ids[o].astype(np.int64))
+            counts.append(np.bincount(rows, minlength=dist.shape[0]))
+        lims = np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.int64)
+        return lims, np.concatenate(Ds), np.concatenate(Is)
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the index to one ``.npz`` file (codes, settings, FAISS graph if any); atomic."""
+        path = Path(path)
+        header = {
+            "format": INDEX_FORMAT, "crossmodal": __version__, "bits": self.bits, "kind": self.kind,
+            "backend": self.backend, "hnsw_m": self.hnsw_m, "ef_construction": self.ef_construction,
+            "ef_search": self.ef_search,
+        }
+        arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), "codes": self._codes}
+        if self.kind == "hnsw" and self._faiss_index is not None:
+            arrays["faiss"] = _faiss().serialize_index_binary(self._faiss_index)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "HammingIndex":
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: index file not found")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                header = json.loads(bytes(z["header"]).decode())
+                codes = z["codes"]
+                graph = z["faiss"] if "faiss" in z.files else None
+        except (ValueError, OSError, KeyError, EOFError) as exc:
+            raise DataError(f"{path}: not a crossmodal Hamming index, or truncated ({exc})") from None
+        if header.get("format") != INDEX_FORMAT:
+            raise DataError(f"{path}: index format {header.get('format')} is not the one this crossmodal reads ({INDEX_FORMAT}); rebuild it")
+        backend = header["backend"] if header["backend"] in available_backends() else "numpy"
+        idx = cls(header["bits"], kind=header["kind"], backend=backend, hnsw_m=header["hnsw_m"],
+                  ef_construction=header["ef_construction"], ef_search=header["ef_search"])
+        if graph is not None and backend == "faiss":
+            idx._faiss_index = _faiss().deserialize_index_binary(graph)
+            idx._faiss_index.hnsw.efSearch = idx.ef_search
+            idx._codes = codes
+        else:
+            idx.add(codes)
+        return idx
+
+
+def _sort_pairs(D: np.ndarray, I: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order each row by (distance, id)."""
+    o = np.argsort(D.astype(np.int64) * (int(I.max()) + 2) + I, axis=1, kind="stable")
+    return np.take_along_axis(D, o, 1), np.take_along_axis(I, o, 1)

@@ -1,0 +1,203 @@
+"""Runs: train a method on a dataset into a fresh run folder, evaluate it, query it.
+
+A run folder holds::
+
+    run.json            everything needed to rerun: method, bits, seed, resolved config,
+                        dataset spec, split hash, versions, commit
+    metrics.jsonl       the tracker's log (config, per-epoch metrics, summary)
+    checkpoints/        per-epoch checkpoints of methods that have epochs (resume)
+    model/              the trained hasher (hasher.json + state.npz) and featurizers.json
+    index-image.npz     Hamming index of the database's image codes
+    index-text.npz      Hamming index of the database's text codes
+    report.json / report.md / pr.png   the evaluation
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from crossmodal import __version__
+from crossmodal.data import get_dataset
+from crossmodal.engine import new_run_dir, seed_everything
+from crossmodal.errors import ConfigError, CrossmodalError, DataError
+from crossmodal.features import featurizer_from_dict
+from crossmodal.methods import ValidationSet, get_method, load_hasher
+from crossmodal.retrieval.codes import check_bits
+from crossmodal.retrieval.evaluate import evaluate, git_commit
+from crossmodal.retrieval.index import HammingIndex
+from crossmodal.tracking import Tracker
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "experiments" / "configs"
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["lr=0.01", "epochs=5"]`` -> ``{"lr": 0.01, "epochs": 5}`` (values parsed as YAML)."""
+    out = {}
+    for p in pairs:
+        if "=" not in p or p.startswith("="):
+            raise ConfigError(f"override {p!r} is not key=value")
+        k, v = p.split("=", 1)
+        try:
+            out[k.strip()] = yaml.safe_load(v) if v != "" else ""
+        except yaml.YAMLError:
+            out[k.strip()] = v
+    return out
+
+
+def load_config_file(path: str | os.PathLike, dataset: str) -> dict:
+    """Method config from a YAML file: top-level keys, then ``datasets: {NAME: {...}}``
+    overrides for ``dataset``. Keys ``method`` and ``description`` are informational."""
+    p = Path(path)
+    if not p.is_file() and (CONFIG_DIR / p).is_file():
+        p = CONFIG_DIR / p
+    if not p.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping of config keys")
+    per_dataset = raw.pop("datasets", {}) or {}
+    raw.pop("method", None)
+    raw.pop("description", None)
+    raw.update(per_dataset.get(dataset, {}) or {})
+    return raw
+
+
+def preset_path(method: str, preset: str) -> Path:
+    p = CONFIG_DIR / f"{method}-{preset}.yaml"
+    if not p.is_file():
+        known = sorted(f.stem.split("-", 1)[1] for f in CONFIG_DIR.glob(f"{method}-*.yaml"))
+        raise ConfigError(f"no preset {preset!r} for {method}; known: {', '.join(known) or 'none'}")
+    return p
+
+
+def validation_set(ds, k=None) -> ValidationSet | None:
+    if len(ds.split.validation) == 0 or ds.data.labels is None:
+        return None
+    return ValidationSet(query=ds.part("validation"), database=ds.data.subset(ds.split.validation_database()), k=k)
+
+
+def environment() -> dict:
+    import torch
+
+    return {"crossmodal": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "torch": torch.__version__, "cuda": torch.cuda.is_available(), "platform": platform.platform(),
+            "commit": git_commit()}
+
+
+def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict | None = None,
+              data_root: str | None = None, dataset_params: dict | None = None, out: str | os.PathLike = "runs",
+              tracker: str = "jsonl", resume: str | os.PathLike | None = None, ks=(100,), log=print) -> Path:
+    """Train ``method`` on ``dataset`` at ``bits``, evaluate, and return the run folder."""
+    bits = check_bits(bits)
+    cls = get_method(method)
+    hasher = cls(bits, seed=seed, **dict(config or {}))  # validates the config before anything is written
+    ds = get_dataset(dataset, root=data_root, seed=seed, **(dataset_params or {}))
+    if resume:
+        run_dir = Path(resume)
+        if not (run_dir / "run.json").is_file():
+            raise CrossmodalError(f"{run_dir}: not a run folder (no run.json); nothing to resume")
+    else:
+        run_dir = new_run_dir(out, f"{cls.name}-{ds.name}-{bits}b-s{seed}")
+    spec = {
+        "method": cls.name, "bits": bits, "seed": seed, "config": hasher.config,
+        "dataset": {"name": dataset, "root": str(Path(data_root).resolve()) if data_root else None,
+                    "params": dataset_params or {}},
+        "split_hash": ds.split.hash, "environment": environment(),
+    }
+    (run_dir / "run.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
+    seed_everything(seed)
+    hasher.checkpoint_dir = run_dir / "checkpoints"
+    with Tracker(run_dir, tracker, config=spec, name=run_dir.name, group=f"{cls.name}-{ds.name}") as tr:
+        log(f"training {cls.name} ({bits} bits, seed {seed}) on {ds.name}: {len(ds.split.train)} training pairs -> {run_dir}")
+        hasher.fit(ds.part("train"), valid=validation_set(ds), tracker=tr)
+        model_dir = hasher.save(run_dir / "model")
+        (model_dir / "featurizers.json").write_text(
+            json.dumps({k: f.to_dict() for k, f in ds.featurizers.items()}, indent=2), encoding="utf-8")
+        db = ds.part("database")
+        for modality in hasher.modalities:
+            codes = hasher.encode_image(db.image) if modality == "image" else hasher.encode_text(db.text_dense())
+            HammingIndex(bits).add(codes).save(run_dir / f"index-{modality}.npz")
+        report = write_report(hasher, ds, run_dir, ks=ks)
+        names = report.metric_names()
+        tr.table("results", ["direction"] + names, [[d] + [r[n] for n in names] for d, r in report.results.items()])
+        tr.image("pr_curve", run_dir / "pr.png")
+        tr.summary({f"{d}/{n}": r[n] for d, r in report.results.items() for n in names})
+    return run_dir
+
+
+def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i")):
+    report = evaluate(hasher, ds, directions=directions, ks=ks)
+    report.save_json(run_dir / "report.json")
+    (run_dir / "report.md").write_text(report.to_markdown(), encoding="utf-8")
+    report.plot_pr(run_dir / "pr.png")
+    return report
+
+
+def load_run(run_dir: str | os.PathLike):
+    """``(spec, hasher, dataset)`` of a finished run folder."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "run.json").is_file():
+        raise CrossmodalError(f"{run_dir}: not a run folder (no run.json)")
+    spec = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    if not (run_dir / "model" / "hasher.json").is_file():
+        raise CrossmodalError(f"{run_dir}: the run has no trained model yet (unfinished?); resume it with `crossmodal train --resume {run_dir}`")
+    hasher = load_hasher(run_dir / "model")
+    d = spec["dataset"]
+    ds = get_dataset(d["name"], root=d.get("root"), seed=spec["seed"], **d.get("params", {}))
+    if ds.split.hash != spec["split_hash"]:
+        raise DataError(f"{run_dir}: the dataset's split hash is {ds.split.hash}, the run used {spec['split_hash']}; the data changed")
+    return spec, hasher, ds
+
+
+def query_run(run_dir: str | os.PathLike, text: str | None = None, image: str | None = None, k: int = 10,
+              target: str | None = None):
+    """Embed a typed sentence or an image file with the run's featurizers and search the
+    other modality of the database. Returns ``(modality searched, D, I, dataset)``."""
+    if (text is None) == (image is None):
+        raise CrossmodalError("query: give exactly one of --text or --image")
+    if int(k) != k or k <= 0:
+        raise CrossmodalError(f"k must be a positive whole number, got {k!r}")
+    run_dir = Path(run_dir)
+    spec, hasher, ds = load_run(run_dir)
+    feats_file = run_dir / "model" / "featurizers.json"
+    feats = json.loads(feats_file.read_text(encoding="utf-8")) if feats_file.is_file() else {}
+    modality = "text" if text is not None else "image"
+    if modality not in feats:
+        raise CrossmodalError(
+            f"{run_dir}: dataset {ds.name!r} ships precomputed {modality} features only, so a new {modality} "
+            "cannot be embedded; train on a dataset prepared with featurizers (e.g. toy)")
+    f = featurizer_from_dict(feats[modality])
+    x = f.transform([text], strict=True) if modality == "text" else f.transform(f.load_images([image]))
+    codes = hasher.encode(modality, x)
+    target = target or ("image" if modality == "text" else "text")
+    index = HammingIndex.load(run_dir / f"index-{target}.npz")
+    D, I = index.search(codes, k)
+    return target, D[0], I[0], ds
+
+
+def contact_sheet(rows: list[tuple[str, np.ndarray]], path: str | os.PathLike, scale: int = 3) -> Path:
+    """A PNG with one row per query: the query text, then its retrieved images."""
+    from PIL import Image, ImageDraw
+
+    h = max(im.shape[1] for _, ims in rows for im in ims) * scale if rows else 32
+    label_w = 220
+    width = label_w + max(len(ims) for _, ims in rows) * (h + 4)
+    sheet = Image.new("RGB", (width, len(rows) * (h + 8) + 4), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for r, (label, ims) in enumerate(rows):
+        y = 4 + r * (h + 8)
+        draw.text((6, y + h // 2 - 6), label[:34], fill=(0, 0, 0))
+        for c, im in enumerate(ims):
+            tile = Image.fromarray(np.asarray(im, dtype=np.uint8)).resize((h, h), Image.NEAREST)
+            sheet.paste(tile, (label_w + c * (h + 4), y))
+    sheet.save(path)
+    return Path(path)

@@ -1,0 +1,41 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _data_dir(name: str, marker: str) -> Path:
+    env = os.environ.get("CROSSMODAL_TEST_DATA")
+    root = Path(env) if env else SHARED
+    d = root / name
+    if not (d / marker).is_file():
+        pytest.skip(f"real data {d / marker} not present")
+    return d
+
+
+@pytest.fixture(scope="session")
+def wiki_dir() -> Path:
+    return _data_dir("wiki", "raw_features.mat")
+
+
+@pytest.fixture(scope="session")
+def mirflickr_dir() -> Path:
+    return _data_dir("mirflickr25k", "mirflickr25k-yall.mat")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def toy_small():
+    from crossmodal.data.toy import make_toy
+
+    return make_toy(n=400, seed=3, n_query=60)

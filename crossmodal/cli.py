@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML config file (keys of the method, optional datasets: overrides)")
     p.add_argument("--preset", default=None, help="named preset from experiments/configs (ugach: paper, fast)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--codes-from", default=None, choices=("discriminator", "generator"),
+                   help="ugach: which network's codes are kept (default discriminator)")
     _add_common_train(p)
 
     p = sub.add_parser("evaluate", help="re-evaluate a finished run",
@@ -97,6 +99,8 @@ def _resolve_config(args) -> dict:
     cfg.update(parse_overrides(args.overrides))
     if args.device:
         cfg["device"] = args.device
+    if args.codes_from:
+        cfg["codes_from"] = args.codes_from
     return cfg
 
 

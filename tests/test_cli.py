@@ -91,3 +91,18 @@ def test_help_texts(capsys):
             main([cmd, "--help"])
         assert e.value.code == 0
         assert "usage: crossmodal " + cmd in capsys.readouterr().out
+
+
+def test_train_ugach_codes_from_generator_and_resume(capsys, tmp_path):
+    args = ["train", "ugach", "--dataset", "toy", "--bits", "8", "--out", str(tmp_path), "--codes-from", "generator",
+            "hidden=16", "epochs=1", "pretrain_epochs=1", "batch_size=256", "progress=false", "--tracker", "none"]
+    assert main(args) == 0
+    run = next(tmp_path.iterdir())
+    spec = json.loads((run / "run.json").read_text())
+    assert spec["config"]["codes_from"] == "generator" and spec["config"]["hidden"] == 16
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch-0000.pt", "epoch-0001.pt"]
+    # resuming a finished run continues from its last checkpoint and re-evaluates
+    assert main(args + ["--resume", str(run)]) == 0
+    assert len(list(tmp_path.iterdir())) == 1
+    code, _, err = _run(capsys, "train", "lsh", "--dataset", "toy", "--bits", "8", "--resume", str(run))
+    assert code == 2 and "that run trained ugach" in err

@@ -41,11 +41,13 @@ def test_split_rules_and_hash():
     s = Split.random(100, n_query=10, n_train=50, n_validation=5, seed=7)
     assert len(s.query) == 10 and len(s.database) == 90 and len(s.train) == 50
     assert not set(s.query) & set(s.database)
-    assert set(s.validation) <= set(s.train)
+    assert set(s.validation) <= set(s.database) and not set(s.validation) & set(s.train)
     assert s.hash == Split.random(100, n_query=10, n_train=50, n_validation=5, seed=7).hash
     assert s.hash != Split.random(100, n_query=10, n_train=50, n_validation=5, seed=8).hash
     with pytest.raises(DataError, match="query and train share"):
         Split(train=[0, 1], validation=[], query=[1], database=[2])
+    with pytest.raises(DataError, match="validation and train share"):
+        Split(train=[0, 1], validation=[1], query=[3], database=[0, 1, 2])
     d = s.to_dict()
     d["train"][0] = d["query"][0]
     with pytest.raises(DataError):
@@ -147,9 +149,9 @@ def test_wiki_standard_protocol(wiki_dir):
     ds = get_dataset("wiki", root=wiki_dir)
     assert ds.data.n == 2866 and ds.data.image_dim == 128 and ds.data.text_dim == 10
     assert len(ds.split.query) == 693 and len(ds.split.database) == 2173
-    assert np.array_equal(ds.split.train, ds.split.database)
+    assert len(ds.split.train) == 2173 - 217 and len(ds.split.validation) == 217
+    assert np.array_equal(np.union1d(ds.split.train, ds.split.validation), ds.split.database)
     assert ds.data.labels.shape == (2866, 10) and (ds.data.labels.sum(1) == 1).all()
-    assert set(ds.split.validation) <= set(ds.split.train)
 
 
 def test_wiki_missing_root(tmp_path):

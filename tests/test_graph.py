@@ -46,3 +46,18 @@ def test_graph_bad_arguments(rng):
         knn(rng.standard_normal((5, 2)), 6)
     with pytest.raises(DataError, match="n_image"):
         correlation_graph(rng.standard_normal((5, 2)), rng.standard_normal((5, 2)), k=3, n_image=4)
+
+
+def test_ivf_knn_finds_most_true_neighbours(rng):
+    pytest.importorskip("faiss")
+    from crossmodal.graph import knn_ivf
+
+    centres = rng.standard_normal((20, 32)) * 5
+    X = centres[rng.integers(0, 20, 3000)] + rng.standard_normal((3000, 32))
+    approx, _ = knn_ivf(X, 8, pca_dim=0, nprobe=8)
+    exact, _ = knn(X, 8)
+    assert (approx[:, 0] == np.arange(3000)).all()
+    recall = np.mean([len(set(a[1:]) & set(b[1:])) / 7 for a, b in zip(approx, exact)])
+    assert recall > 0.9
+    g = correlation_graph(X, X[:, :5], method="ivf")
+    assert (g.counts >= 1).all()

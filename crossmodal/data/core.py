@@ -196,9 +196,11 @@ class Split:
 
     Rules (checked): indices lie in [0, N); ``query`` shares no item with ``train``,
     ``validation`` or ``database`` (the query set is never used for training or model
-    selection). ``validation`` is drawn from the training side and may overlap ``train``
-    (an unsupervised method sees validation features but never their labels); during model
-    selection validation items are searched against ``train`` minus ``validation``.
+    selection); ``validation`` is carved from the training side and shares no item with
+    ``train``, so model selection measures generalisation to unseen items. (A model that
+    memorises its training items otherwise looks far better on validation than on queries:
+    on Wikipedia, 0.40 vs 0.21 I->T mAP.) During model selection validation items are searched
+    against ``train``.
     """
 
     train: np.ndarray
@@ -218,6 +220,8 @@ class Split:
         for part in ("train", "validation", "database"):
             if q.intersection(getattr(self, part).tolist()):
                 raise DataError(f"split: query and {part} share items; the query set must stay unseen")
+        if set(self.validation.tolist()).intersection(self.train.tolist()):
+            raise DataError("split: validation and train share items; carve validation out of the training side")
 
     def check(self, n: int) -> "Split":
         for part in SPLIT_PARTS:
@@ -236,8 +240,8 @@ class Split:
         return h.hexdigest()[:12]
 
     def validation_database(self) -> np.ndarray:
-        """Database for model selection: training items that are not validation items."""
-        return np.setdiff1d(self.train, self.validation, assume_unique=False)
+        """Database for model selection: the training items."""
+        return self.train
 
     def to_dict(self) -> dict:
         d = {part: getattr(self, part).tolist() for part in SPLIT_PARTS}
@@ -264,21 +268,22 @@ class Split:
         seed: int = 0,
         protocol: str = "random",
     ) -> "Split":
-        """Seeded random split: ``n_query`` queries, database = the rest, ``n_train`` training
-        items drawn from the database (all of it when None), ``n_validation`` of them for
-        model selection."""
+        """Seeded random split: ``n_query`` queries, database = the rest; ``n_validation``
+        database items held out for model selection and ``n_train`` training items drawn
+        from the other database items (all of them when None)."""
         if n_query <= 0 or n_query >= n:
             raise DataError(f"split: n_query must be in 1..{n - 1}, got {n_query}")
         rng = np.random.default_rng(seed)
         perm = rng.permutation(n)
         query, database = np.sort(perm[:n_query]), np.sort(perm[n_query:])
-        n_train = len(database) if n_train is None else n_train
-        if not 0 < n_train <= len(database):
-            raise DataError(f"split: n_train must be in 1..{len(database)}, got {n_train}")
-        train = np.sort(rng.choice(database, size=n_train, replace=False))
-        if not 0 <= n_validation < n_train:
-            raise DataError(f"split: n_validation must be in 0..{n_train - 1}, got {n_validation}")
-        validation = np.sort(rng.choice(train, size=n_validation, replace=False))
+        if not 0 <= n_validation < len(database):
+            raise DataError(f"split: n_validation must be in 0..{len(database) - 1}, got {n_validation}")
+        validation = np.sort(rng.choice(database, size=n_validation, replace=False))
+        rest = np.setdiff1d(database, validation)
+        n_train = len(rest) if n_train is None else n_train
+        if not 0 < n_train <= len(rest):
+            raise DataError(f"split: n_train must be in 1..{len(rest)}, got {n_train}")
+        train = np.sort(rng.choice(rest, size=n_train, replace=False))
         return cls(train, validation, query, database, seed=seed, protocol=protocol)
 
 

@@ -74,8 +74,9 @@ def captions(shapes: np.ndarray, colours: np.ndarray) -> list[str]:
 
 
 def make_toy(n: int = 2000, seed: int = 0, n_query: int = 200, n_validation: int | None = None) -> Dataset:
-    """Generate the toy dataset: ``n`` items, ``n_query`` queries, database = train = the rest,
-    validation = 10% of the training side (or ``n_validation``)."""
+    """Generate the toy dataset: ``n`` items, ``n_query`` queries, database = the rest;
+    validation = 10% of the database (or ``n_validation``) held out of training, train = the
+    other database items."""
     if n < 20:
         raise DataError(f"toy: n must be at least 20, got {n}")
     rng = np.random.default_rng(seed)

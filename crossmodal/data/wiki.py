@@ -8,9 +8,9 @@ Files expected in the folder (``--data-root`` or ``$CROSSMODAL_WIKI``):
 ``trainset_txt_img_cat.list`` and ``testset_txt_img_cat.list`` (text id, image id, class
 1-10, tab separated, in matrix order), ``categories.list`` (the class names).
 
-Standard protocol: query = the 693 test pairs, database = train = the 2,173 training pairs;
+Standard protocol: query = the 693 test pairs, database = the 2,173 training pairs;
 relevant = same category. Validation (model selection) = 10% of the training pairs drawn
-with the seed, searched against the other training pairs.
+with the seed and held out of training, so methods train on the other 1,956 pairs.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def load_wiki(root: str | os.PathLike | None = None, seed: int = 0, validation_f
         root=str(root),
     )
     rng = np.random.default_rng(seed)
-    train = np.arange(n_tr)
-    validation = np.sort(rng.choice(train, size=int(round(validation_fraction * n_tr)), replace=False))
-    split = Split(train=train, validation=validation, query=np.arange(n_tr, data.n), database=train, seed=seed, protocol="wiki-standard")
+    side = np.arange(n_tr)
+    validation = np.sort(rng.choice(side, size=int(round(validation_fraction * n_tr)), replace=False))
+    train = np.setdiff1d(side, validation)
+    split = Split(train=train, validation=validation, query=np.arange(n_tr, data.n), database=side, seed=seed, protocol="wiki-standard")
     return Dataset(data=data, split=split, name="wiki")

@@ -29,6 +29,8 @@ What differs from the official code, and why:
   over those 2.
 * Negatives for D exclude the query's graph positives (official: rejection sampling).
 * Model selection uses the **validation** split (official: the test queries).
+* Feature standardisation (``standardize``, per modality ``standardize_image`` /
+  ``standardize_text``: none, zscore, l2) is an option; the official code uses none.
 * ``g_temperature`` (default 1, the official value) divides G's scores before the softmax;
   a higher temperature makes G's negatives less extreme (see the README's wiki findings).
 * ``lr_scale_batch`` multiplies the learning rates by the batch size so that a batched SGD
@@ -77,7 +79,10 @@ class UGACH(Hasher):
         "n_image_neighbours": 5,
         "n_text_neighbours": 5,
         "graph_metric": "euclidean",
+        "graph_method": "exact",
         "standardize": "none",
+        "standardize_image": "",
+        "standardize_text": "",
         "init_std": 0.1,
         "pretrain_epochs": 5,
         "epochs": 30,
@@ -106,8 +111,10 @@ class UGACH(Hasher):
     def __init__(self, bits: int, seed: int = 0, **config):
         super().__init__(bits, seed=seed, **config)
         c = self.config
-        for key, allowed in (("standardize", ("none", "zscore", "l2")), ("optimizer", ("sgd", "adam")),
-                             ("codes_from", ("discriminator", "generator")), ("graph_metric", ("euclidean", "cosine"))):
+        for key, allowed in (("standardize", ("none", "zscore", "l2")), ("standardize_image", ("", "none", "zscore", "l2")),
+                             ("standardize_text", ("", "none", "zscore", "l2")), ("optimizer", ("sgd", "adam")),
+                             ("codes_from", ("discriminator", "generator")), ("graph_metric", ("euclidean", "cosine")),
+                             ("graph_method", ("exact", "ivf"))):
             if c[key] not in allowed:
                 raise ConfigError(f"method ugach: {key} must be one of {', '.join(allowed)}, got {c[key]!r}")
         for key in ("hidden", "batch_size", "n_samples", "knn_k"):
@@ -134,17 +141,19 @@ class UGACH(Hasher):
         self.D = CrossModalNet(self.dims["image"], self.dims["text"], c["hidden"], self.bits, init).to(dev)
         self.G = CrossModalNet(self.dims["image"], self.dims["text"], c["hidden"], self.bits, init).to(dev)
 
+    def _prep_mode(self, modality: str) -> str:
+        return self.config[f"standardize_{modality}"] or self.config["standardize"]
+
     def _fit_prep(self, train: PairedData) -> None:
-        mode = self.config["standardize"]
         self.prep = {}
         for m in ("image", "text"):
             X = train.modality(m).astype(np.float64)
-            if mode == "zscore":
+            if self._prep_mode(m) == "zscore":
                 self.prep[f"{m}_mean"] = X.mean(0).astype(np.float32)
                 self.prep[f"{m}_scale"] = (1.0 / np.maximum(X.std(0), 1e-8)).astype(np.float32)
 
     def _apply_prep(self, modality: str, X: np.ndarray) -> np.ndarray:
-        mode = self.config["standardize"]
+        mode = self._prep_mode(modality)
         X = np.asarray(X, dtype=np.float32)
         if mode == "zscore":
             return (X - self.prep[f"{modality}_mean"]) * self.prep[f"{modality}_scale"]
@@ -222,6 +231,14 @@ class UGACH(Hasher):
         hn = net.relaxed(cmod, self.X[cmod][neg])
         return torch.relu(self.margin + sq_dist(hq, hp) - sq_dist(hq, hn))
 
+    @staticmethod
+    def _step(opt, loss: torch.Tensor, bar) -> float:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        bar.update(1)
+        return loss.item()
+
     def _train_d(self, triplets: dict, bar) -> float:
         c, total, steps = self.config, 0.0, 0
         for direction, qmod in DIRECTIONS:
@@ -232,12 +249,8 @@ class UGACH(Hasher):
                 self._set_lr(self.opt_d, c["lr_d"], self.samples_d)
                 with self._autocast():
                     loss = self._hinge(self.D, qmod, q[b], pos[b], neg[b]).float().mean()
-                self.opt_d.zero_grad(set_to_none=True)
-                loss.backward()
-                self.opt_d.step()
+                total, steps = total + self._step(self.opt_d, loss, bar), steps + 1
                 self.samples_d += len(b)
-                total, steps = total + loss.item(), steps + 1
-                bar.update(1)
         return total / max(1, steps)
 
     def _train_g(self, bar) -> float:
@@ -259,12 +272,8 @@ class UGACH(Hasher):
                     reward = torch.sigmoid(self._hinge(self.D, qmod, rows.repeat_interleave(S), pos.reshape(-1),
                                                        pool[pick].reshape(-1)).float()).reshape(-1, S)
                 loss = -(logp.gather(1, pick) * reward).mean()
-                self.opt_g.zero_grad(set_to_none=True)
-                loss.backward()
-                self.opt_g.step()
+                total, steps = total + self._step(self.opt_g, loss, bar), steps + 1
                 self.samples_g += len(rows)
-                total, steps = total + loss.item(), steps + 1
-                bar.update(1)
         return total / max(1, steps)
 
     # -- training ------------------------------------------------------------------------------
@@ -300,7 +309,7 @@ class UGACH(Hasher):
         self.n_train = train.n
         graph = correlation_graph(train.image, train.text_dense(), k=min(c["knn_k"], train.n),
                                   n_image=min(c["n_image_neighbours"], train.n), n_text=min(c["n_text_neighbours"], train.n),
-                                  metric=c["graph_metric"], device=dev, progress=c["progress"])
+                                  metric=c["graph_metric"], device=dev, progress=c["progress"], method=c["graph_method"])
         self.nbrs = torch.as_tensor(graph.neighbours, device=dev)
         self.nbr_counts = torch.as_tensor(graph.counts, device=dev)
         self.opt_d, self.opt_g = self._optim(self.D, c["lr_d"]), self._optim(self.G, c["lr_g"])

@@ -24,6 +24,7 @@ def wandb_mode() -> str:
     """The wandb mode to use: ``$WANDB_MODE`` if set, online when logged in, else offline."""
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
+    os.environ.pop("WANDB_MODE", None)  # an empty value is "unset", not a mode wandb accepts
     if os.environ.get("WANDB_API_KEY"):
         return "online"
     try:
@@ -60,9 +61,15 @@ class Tracker:
                 import wandb
             except ImportError:
                 raise CrossmodalError("tracker wandb: wandb is not installed; pip install wandb, or use --tracker jsonl") from None
-            self._wandb = wandb.init(project=project, name=name, group=group, config=config or {},
-                                     dir=str(self.run_dir) if self.run_dir else None, mode=wandb_mode(),
-                                     reinit="finish_previous")
+            mode = wandb_mode()
+            try:
+                self._wandb = wandb.init(project=project, name=name, group=group, config=config or {},
+                                         dir=str(self.run_dir) if self.run_dir else None, mode=mode,
+                                         reinit="finish_previous")
+            except Exception as exc:  # wandb raises many types (network, auth, validation)
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise CrossmodalError(f"tracker wandb (mode {mode}) did not start: {first}; "
+                                      "use --tracker jsonl, or WANDB_MODE=offline") from None
         if config is not None:
             self.log({"event": "config", "config": config})
 

@@ -58,3 +58,17 @@ def test_wandb_offline_by_default(monkeypatch, tmp_path):
     assert wandb_mode() == "offline"
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert wandb_mode() == "disabled"
+
+
+def test_wandb_offline_run_writes_its_files(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "")  # empty counts as unset -> offline (no login here)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    with Tracker(tmp_path, "wandb", config={"bits": 16}, name="t") as t:
+        t.log({"loss": 1.5}, step=1)
+        t.summary({"mAP": 0.4})
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
+    assert "loss" in (tmp_path / "metrics.jsonl").read_text()

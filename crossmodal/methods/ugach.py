@@ -13,7 +13,8 @@ The algorithm, as in the paper and its official TensorFlow code:
    * G proposes negatives: for a query, a random pool of ``pool_fraction`` (1/50) of the
      other modality is scored by ``-||g_q - g_c||^2`` and 2 items are drawn from the softmax;
      D trains on (query, graph positive, G's negative) with the triplet hinge
-     ``max(0, margin + ||d_q - d_pos||^2 - ||d_q - d_neg||^2)``, margin = bits / 8.
+     ``max(0, margin + ||d_q - d_pos||^2 - ||d_q - d_neg||^2)``, margin = bits / 8
+     (``margin_fraction`` x bits, or an absolute ``margin``).
    * G trains by REINFORCE: loss ``-mean(log p(sampled) * reward)``, reward =
      ``sigmoid(hinge)`` from D (high when D cannot tell G's pick from a true pair).
 5. The D codes are kept (``codes_from="generator"`` gives G's).
@@ -97,6 +98,7 @@ class UGACH(Hasher):
         "lr_decay_samples": 20000,
         "weight_decay": 0.01,
         "margin": -1.0,
+        "margin_fraction": 0.125,
         "pool_fraction": 0.02,
         "n_samples": 2,
         "g_temperature": 1.0,
@@ -124,7 +126,7 @@ class UGACH(Hasher):
             raise ConfigError(f"method ugach: g_temperature must be positive, got {c['g_temperature']}")
         if not 0 < c["pool_fraction"] <= 1:
             raise ConfigError(f"method ugach: pool_fraction must be in (0, 1], got {c['pool_fraction']}")
-        self.margin = c["margin"] if c["margin"] >= 0 else self.bits / 8.0
+        self.margin = c["margin"] if c["margin"] >= 0 else self.bits * c["margin_fraction"]
         self.checkpoint_dir = None
         self.D = self.G = None
         self.prep: dict[str, np.ndarray] = {}

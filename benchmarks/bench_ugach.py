@@ -158,7 +158,7 @@ def cmd_full(args):
 
     n_all = args.n + 3015 + 2000  # 15,000 train + 200 validation + 2,815 more database items + 2,000 queries
     t0 = time.perf_counter()
-    data = random_pairs(n_all - 0, seed=1)
+    data = random_pairs(n_all, seed=1)
     idx = np.arange(n_all)
     query, database = idx[:2000], idx[2000:]
     split = Split(train=database[200:200 + args.n], validation=database[:200], query=query, database=database,

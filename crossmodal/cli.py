@@ -107,12 +107,6 @@ def _resolve_config(args) -> dict:
 def cmd_train(args) -> int:
     from crossmodal.runs import train_run
 
-    if args.resume:
-        spec = json.loads((Path(args.resume) / "run.json").read_text()) if (Path(args.resume) / "run.json").is_file() else None
-        if spec is None:
-            raise CrossmodalError(f"{args.resume}: not a run folder (no run.json); nothing to resume")
-        if spec["method"] != args.method.lower() or spec["bits"] != args.bits:
-            raise CrossmodalError(f"{args.resume}: that run trained {spec['method']} at {spec['bits']} bits; resume it with the same method and --bits")
     run = train_run(args.method, args.dataset, args.bits, seed=args.seed, config=_resolve_config(args),
                     data_root=args.data_root, out=args.out, tracker=args.tracker, resume=args.resume)
     print((run / "report.md").read_text())

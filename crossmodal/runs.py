@@ -105,6 +105,10 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
         run_dir = Path(resume)
         if not (run_dir / "run.json").is_file():
             raise CrossmodalError(f"{run_dir}: not a run folder (no run.json); nothing to resume")
+        prev = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        if prev["method"] != cls.name or prev["bits"] != bits:
+            raise CrossmodalError(f"{run_dir}: that run trained {prev['method']} at {prev['bits']} bits; "
+                                  "resume it with the same method and --bits")
     else:
         run_dir = new_run_dir(out, f"{cls.name}-{ds.name}-{bits}b-s{seed}")
     spec = {

@@ -44,7 +44,6 @@ def render(shapes: np.ndarray, colours: np.ndarray, offsets: np.ndarray, noise: 
     ``shapes``, ``colours``: (N, 4) int; ``offsets``: (N, 4, 2) int; ``noise``: (N, 32, 32, 3)
     background noise. Returns (N, 32, 32, 3) uint8. Vectorised over items.
     """
-    n = shapes.shape[0]
     img = np.clip(25.0 + noise, 0, 255)
     palette = np.array(list(COLOURS.values()), dtype=np.float32)
     tmpl = _templates()

@@ -67,6 +67,8 @@ def sample_from_scores(scores: torch.Tensor, n: int, generator=None) -> torch.Te
     This is G's policy: rows whose scores are all ``-inf`` must be handled by the caller.
     """
     return torch.multinomial(torch.softmax(scores.float(), dim=1), n, replacement=True, generator=generator)
+
+
 DIRECTIONS = (("i2t", "image"), ("t2i", "text"))
 
 
@@ -103,7 +105,6 @@ class UGACH(Hasher):
         "n_samples": 2,
         "g_temperature": 1.0,
         "codes_from": "discriminator",
-        "select_k": 0,
         "device": "auto",
         "amp": False,
         "keep_checkpoints": 2,

@@ -13,7 +13,6 @@ returns ``(lims, D, I)`` with query ``i``'s hits in ``D[lims[i]:lims[i+1]]``, so
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path

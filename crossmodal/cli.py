@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     pi.add_argument("name", help="dataset name (toy, wiki) or a dataset folder")
     pi.add_argument("--data-root", default=None, help="folder with the dataset's files (wiki: raw_features.mat ...)")
     pi.add_argument("--seed", type=int, default=0)
+    pp = dsub.add_parser("prepare", help="build a dataset folder from community .mat files or the raw dataset",
+                         description="Turn the community feature files, or the raw images + tags/captions, of a "
+                                     "benchmark into a canonical dataset folder with its standard split. Resumable: "
+                                     "rerun the same command after an interruption.")
+    add_prepare_arguments(pp)
+    pv = dsub.add_parser("verify", help="check a dataset folder's file hashes, shapes, split hash and standard counts")
+    pv.add_argument("folder")
 
     p = sub.add_parser("train", help="train a method on a dataset and evaluate it",
                        description="Train METHOD on a dataset at one code length into a fresh run folder, then "
@@ -85,6 +92,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--sheet", default=None, metavar="PNG", help="also write a contact sheet of the retrieved images")
     return parser
+
+
+def add_prepare_arguments(p: argparse.ArgumentParser, name: str | None = None) -> None:
+    """The options of ``datasets prepare`` (shared with ``python -m data_prep.NAME``)."""
+    if name is None:
+        p.add_argument("name", help="mirflickr25k, nuswide-tc10, nuswide-tc21, coco, iaprtc12")
+    p.add_argument("--root", required=True, help="the raw dataset folder, an archive of it, or the folder of community .mat files")
+    p.add_argument("--out", required=True, help="the dataset folder to write (must not exist, unless --overwrite)")
+    p.add_argument("--image-features", default=None, choices=("community", "vgg19", "clip", "hf"),
+                   help="community: the file's XAll (default when present); vgg19: fc7, needs torchvision; "
+                        "clip / hf: a transformers model (default for raw images: clip)")
+    p.add_argument("--text-features", default=None, choices=("bow", "clip", "hf"),
+                   help="bow: the source's standard tag/word vocabulary (default); clip / hf: a transformers text encoder")
+    p.add_argument("--image-model", default=None, help="local folder or cached hub name of the image model (vgg19: a .pth file)")
+    p.add_argument("--text-model", default=None, help="local folder or cached hub name of the text model")
+    p.add_argument("--allow-download", action="store_true", help="allow fetching model weights from the hub")
+    p.add_argument("--protocol", default=None, help="split protocol (unsupervised, ugach; see `datasets list`)")
+    p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    p.add_argument("--query", type=int, default=None, dest="n_query", help="override the protocol's query count")
+    p.add_argument("--train", type=int, default=None, dest="n_train", help="override the protocol's training count (0: all of the database)")
+    p.add_argument("--validation", type=int, default=None, dest="n_validation", help="override the validation count")
+    p.add_argument("--min-tag-count", type=int, default=None, help="override the vocabulary's minimum count")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--allow-count-mismatch", action="store_true", help="warn instead of failing when counts differ from the standard release")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+
+
+def run_prepare(args, name: str | None = None) -> int:
+    from crossmodal.data.prepare import prepare
+
+    prepare(name or args.name, args.root, args.out, image_features=args.image_features,
+            text_features=args.text_features, image_model=args.image_model, text_model=args.text_model,
+            protocol=args.protocol, seed=args.seed, n_query=args.n_query, n_train=args.n_train,
+            n_validation=args.n_validation, min_count=args.min_tag_count, device=args.device,
+            batch_size=args.batch_size, allow_download=args.allow_download,
+            strict_counts=not args.allow_count_mismatch, overwrite=args.overwrite)
+    return 0
 
 
 def _resolve_config(args) -> dict:
@@ -140,9 +185,26 @@ def cmd_datasets(args) -> int:
     from crossmodal.data import SOURCES, get_dataset
 
     if args.datasets_command in (None, "list"):
+        from crossmodal.data.prepare import _sources
+
+        specs = _sources()
         for s in SOURCES.values():
-            print(f"{s.name:8s} {s.description}")
+            print(f"{s.name:13s} {s.description}")
+            if s.name in specs:
+                protos = "; ".join(f"{k}: {v['query']} queries, {v.get('train') or 'all'} train" for k, v in specs[s.name].protocols.items())
+                print(f"{'':13s}   protocols: {protos}")
         return 0
+    if args.datasets_command == "prepare":
+        return run_prepare(args)
+    if args.datasets_command == "verify":
+        from crossmodal.data.prepare import verify
+
+        results = verify(args.folder)
+        for check, ok, detail in results:
+            print(f"{'ok  ' if ok else 'FAIL'} {check}: {detail}")
+        bad = sum(not ok for _, ok, _ in results)
+        print(f"{args.folder}: {'verified' if not bad else f'{bad} check(s) failed'}")
+        return 0 if not bad else 1
     ds = get_dataset(args.name, root=args.data_root, seed=args.seed)
     print(json.dumps(ds.summary(), indent=2))
     return 0

@@ -26,7 +26,7 @@ from crossmodal import __version__
 from crossmodal.data import get_dataset
 from crossmodal.engine import new_run_dir, seed_everything
 from crossmodal.errors import ConfigError, CrossmodalError, DataError
-from crossmodal.features import featurizer_from_dict
+from crossmodal.features import embed_query, featurizer_from_dict
 from crossmodal.methods import ValidationSet, get_method, load_hasher
 from crossmodal.retrieval.codes import check_bits
 from crossmodal.retrieval.evaluate import evaluate, git_commit
@@ -180,7 +180,7 @@ def query_run(run_dir: str | os.PathLike, text: str | None = None, image: str | 
             f"{run_dir}: dataset {ds.name!r} ships precomputed {modality} features only, so a new {modality} "
             "cannot be embedded; train on a dataset prepared with featurizers (e.g. toy)")
     f = featurizer_from_dict(feats[modality])
-    x = f.transform([text], strict=True) if modality == "text" else f.transform(f.load_images([image]))
+    x = embed_query(f, text if modality == "text" else image)
     codes = hasher.encode(modality, x)
     target = target or ("image" if modality == "text" else "text")
     index = HammingIndex.load(run_dir / f"index-{target}.npz")

@@ -39,3 +39,12 @@ def toy_small():
     from crossmodal.data.toy import make_toy
 
     return make_toy(n=400, seed=3, n_query=60)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    """A randomly initialised CLIP (2 layers of width 16) with its tokenizer and image
+    processor, saved to a local folder: what the featurizers load, with no download."""
+    from tests.fakes import make_tiny_clip
+
+    return make_tiny_clip(tmp_path_factory.mktemp("tinyclip"))

@@ -332,38 +332,63 @@ def save_dataset(ds: Dataset, out: str | os.PathLike, overwrite: bool = False) -
     """Write ``ds`` as a canonical dataset folder.
 
     The folder is written under a temporary name and renamed at the end, so an
-    interrupted write never leaves something that looks finished.
+    interrupted write never leaves something that looks finished. ``meta.json`` records the
+    SHA-256 of every file (checked by ``crossmodal datasets verify``).
     """
     out = Path(out)
     tmp = _atomic_dir(out, overwrite)
     try:
-        d = ds.data
-        np.save(tmp / "image.npy", np.ascontiguousarray(d.image, dtype=np.float32))
-        if d.text is not None:
-            if sp.issparse(d.text):
-                sp.save_npz(tmp / "text.npz", d.text)
-            else:
-                np.save(tmp / "text.npy", np.ascontiguousarray(d.text, dtype=np.float32))
-        if d.labels is not None:
-            np.save(tmp / "labels.npy", np.ascontiguousarray(d.labels, dtype=np.uint8))
-        (tmp / "ids.txt").write_text("\n".join(d.ids.tolist()) + "\n", encoding="utf-8")
-        (tmp / "split.json").write_text(json.dumps(ds.split.to_dict()), encoding="utf-8")
-        for key, arr in ds.extras.items():
-            np.save(tmp / f"extra_{key}.npy", arr)
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "name": ds.name,
-            "meta": d.meta,
-            "featurizers": {k: f.to_dict() for k, f in ds.featurizers.items()},
-            "summary": ds.summary(),
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        write_dataset_files(ds, tmp)
+        finalize_dataset_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return out
+
+
+def write_dataset_files(ds: Dataset, folder: Path, present: tuple[str, ...] = ()) -> None:
+    """Every file of the canonical format into ``folder``; arrays named in ``present``
+    (``"image.npy"``, ``"text.npy"``) were already written there, chunk by chunk."""
+    d = ds.data
+    if "image.npy" not in present:
+        np.save(folder / "image.npy", np.ascontiguousarray(d.image, dtype=np.float32))
+    if d.text is not None and "text.npy" not in present:
+        if sp.issparse(d.text):
+            sp.save_npz(folder / "text.npz", d.text)
+        else:
+            np.save(folder / "text.npy", np.ascontiguousarray(d.text, dtype=np.float32))
+    if d.labels is not None:
+        np.save(folder / "labels.npy", np.ascontiguousarray(d.labels, dtype=np.uint8))
+    (folder / "ids.txt").write_text("\n".join(d.ids.tolist()) + "\n", encoding="utf-8")
+    (folder / "split.json").write_text(json.dumps(ds.split.to_dict()), encoding="utf-8")
+    for key, arr in ds.extras.items():
+        np.save(folder / f"extra_{key}.npy", arr)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "name": ds.name,
+        "meta": d.meta,
+        "featurizers": {k: f.to_dict() for k, f in ds.featurizers.items()},
+        "summary": ds.summary(),
+    }
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def finalize_dataset_dir(tmp: Path, out: Path) -> Path:
+    """Record file hashes in ``tmp/meta.json`` and move ``tmp`` to ``out`` in one rename."""
+    meta = json.loads((tmp / "meta.json").read_text(encoding="utf-8"))
+    meta["files"] = {f.name: file_sha256(f) for f in sorted(tmp.iterdir()) if f.is_file() and f.name != "meta.json"}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
     return out
 
 

@@ -32,10 +32,31 @@ def _wiki(root=None, seed: int = 0, **_):
     return load_wiki(root, seed=int(seed))
 
 
+def _benchmark(name):
+    def load(root=None, seed: int = 0, protocol=None, n_query=None, n_train=None, n_validation=None,
+             strict_counts=True, **_):
+        from crossmodal.data.prepare import load_source
+
+        return load_source(name, root, seed=int(seed), protocol=protocol, n_query=n_query, n_train=n_train,
+                           n_validation=n_validation, strict_counts=strict_counts)
+    return load
+
+
 SOURCES: dict[str, Source] = {
     "toy": Source("toy", "rendered shapes with captions, generated from a seed (no files; the demo's data)", _toy, False),
     "wiki": Source("wiki", "Wikipedia cross-modal: 2,866 pairs, 128-d SIFT BoVW / 10-d LDA, 10 classes (needs --data-root)", _wiki, True),
 }
+
+
+def _register_benchmarks() -> None:
+    from crossmodal.data.prepare import _sources
+
+    for name, spec in _sources().items():
+        SOURCES[name] = Source(name, spec.title + " (--data-root: community .mat files or a prepared folder)",
+                               _benchmark(name), True)
+
+
+_register_benchmarks()
 
 
 def get_dataset(name: str, root: str | os.PathLike | None = None, seed: int = 0, **params) -> Dataset:

@@ -25,15 +25,21 @@ def tokenize(text: str) -> list[str]:
 class BowFeaturizer:
     """Bag of words over a fixed vocabulary: ``transform(list of N texts) -> (N, V) float32``.
 
-    Words outside the vocabulary and stopwords are ignored; counts are kept as they are.
+    Words outside the vocabulary and stopwords are ignored; counts are kept as they are, or
+    clipped to 0/1 with ``binary`` (tag vectors of the community MIRFlickr / NUS-WIDE files).
+    ``tags=True`` treats each whitespace-separated token as one tag, unsplit.
     """
 
     kind = "bow"
 
-    def __init__(self, vocabulary: list[str], stopwords=STOPWORDS):
+    def __init__(self, vocabulary: list[str], stopwords=STOPWORDS, binary: bool = False, tags: bool = False):
         self.vocabulary = list(vocabulary)
         self.stopwords = frozenset(stopwords)
+        self.binary, self.tags = bool(binary), bool(tags)
         self.index = {w: i for i, w in enumerate(self.vocabulary)}
+
+    def tokens(self, text: str) -> list[str]:
+        return text.lower().split() if self.tags else tokenize(text)
 
     @classmethod
     def fit(cls, texts: list[str], min_count: int = 1, stopwords=STOPWORDS) -> "BowFeaturizer":
@@ -54,17 +60,23 @@ class BowFeaturizer:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         rows, cols = [], []
         for i, t in enumerate(texts):
-            hits = [self.index[w] for w in tokenize(t) if w in self.index]
+            hits = [self.index[w] for w in self.tokens(t) if w in self.index]
             if strict and not hits:
                 shown = ", ".join(self.vocabulary[:30])
                 raise DataError(f"text {t!r}: none of its words is in the vocabulary; known words: {shown}")
             rows.extend([i] * len(hits))
             cols.extend(hits)
         np.add.at(out, (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)), 1.0)
+        if self.binary:
+            np.minimum(out, 1.0, out=out)
         return out
 
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.transform([text], strict=True)
+
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "vocabulary": self.vocabulary, "stopwords": sorted(self.stopwords)}
+        return {"kind": self.kind, "vocabulary": self.vocabulary, "stopwords": sorted(self.stopwords),
+                "binary": self.binary, "tags": self.tags}
 
 
 class PixelFeaturizer:
@@ -112,6 +124,9 @@ class PixelFeaturizer:
                 raise DataError(f"{p}: not a readable image ({exc})") from None
         return np.stack(out)
 
+    def embed_query(self, path) -> np.ndarray:
+        return self.transform(self.load_images([path]))
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "size": self.size, "pool": self.pool}
 
@@ -122,12 +137,57 @@ def _resize(im: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(np.asarray(im, dtype=np.uint8)).resize((size, size), Image.BILINEAR))
 
 
-_KINDS = {"bow": BowFeaturizer, "pixels": PixelFeaturizer}
+def _lazy(name):
+    def make(**kw):
+        from crossmodal.features import models
+
+        return getattr(models, name)(**kw)
+    return make
 
 
-def featurizer_from_dict(d: dict):
+_KINDS = {"bow": BowFeaturizer, "pixels": PixelFeaturizer, "hf-image": _lazy("HFImageFeaturizer"),
+          "hf-text": _lazy("HFTextFeaturizer"), "vgg19": _lazy("VGG19Featurizer")}
+
+DEFAULT_CLIP = "openai/clip-vit-base-patch32"
+
+
+def featurizer_from_dict(d: dict, **kw):
+    """Rebuild a featurizer from its ``to_dict()`` (extra keyword arguments, e.g. ``device``,
+    go to neural featurizers)."""
     kind = d.get("kind")
     if kind not in _KINDS:
         raise DataError(f"unknown featurizer kind {kind!r}; known: {', '.join(_KINDS)}")
     args = {k: v for k, v in d.items() if k != "kind"}
+    if kind in ("hf-image", "hf-text", "vgg19"):
+        args.update(kw)
     return _KINDS[kind](**args)
+
+
+def embed_query(featurizer, value) -> np.ndarray:
+    """One query -- a sentence, or an image file path -- as a (1, D) feature row."""
+    if hasattr(featurizer, "embed_query"):
+        return featurizer.embed_query(value)
+    return featurizer.transform([value])
+
+
+def make_featurizer(modality: str, spec: str, model: str | None = None, device: str = "auto",
+                    allow_download: bool = False, batch_size: int = 64):
+    """A neural featurizer from a command-line spec.
+
+    image: ``vgg19`` | ``clip`` | ``hf`` (any transformers vision model at ``model``);
+    text: ``clip`` | ``hf`` (any transformers text encoder at ``model``). ``bow`` and
+    ``community`` are handled by the dataset preparation, not here.
+    """
+    from crossmodal.features import models
+
+    if modality == "image" and spec == "vgg19":
+        return models.VGG19Featurizer(weights=model, device=device, allow_download=allow_download,
+                                      batch_size=min(batch_size, 32))
+    if spec in ("clip", "hf"):
+        if spec == "hf" and not model:
+            raise DataError(f"--{modality}-features hf needs --{modality}-model NAME_OR_PATH")
+        name = model or DEFAULT_CLIP
+        cls = models.HFImageFeaturizer if modality == "image" else models.HFTextFeaturizer
+        return cls(name, device=device, batch_size=batch_size, allow_download=allow_download)
+    known = "vgg19, clip, hf" if modality == "image" else "bow, clip, hf"
+    raise DataError(f"unknown {modality} features {spec!r}; known: {known}, community")

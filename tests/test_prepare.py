@@ -306,3 +306,44 @@ def test_hf_model_not_in_cache_is_one_clear_error(tmp_path):
 
     with pytest.raises(DataError, match="cannot load.*--allow-download"):
         make_featurizer("text", "hf", model=str(tmp_path / "no-such-model"))
+
+
+class Recorder:
+    """Records the images it is given; features = mean colour."""
+
+    dim = 3
+
+    def __init__(self):
+        self.seen = []
+
+    def transform(self, batch):
+        self.seen.extend(np.asarray(b) for b in batch)
+        return np.stack([np.asarray(b, np.float32).reshape(-1, 3).mean(0) for b in batch])
+
+    def to_dict(self):
+        return {"kind": "pixels", "size": 8, "pool": 1}
+
+
+def test_raw_images_from_a_v73_iall_file_keep_their_orientation(tmp_path):
+    """IAll is MATLAB N x 3 x H x W; HDF5 stores it reversed (W, H, 3, N)."""
+    import h5py
+
+    n, H, W = 5, 6, 4
+    imgs = np.zeros((n, H, W, 3), np.uint8)
+    imgs[:, : H // 2, :, 0] = 255  # top half red
+    imgs[:, :, : W // 2, 2] = np.arange(n)[:, None, None] * 10  # left half blue, by item
+    d = tmp_path / "mat"
+    d.mkdir()
+    with h5py.File(d / "x-iall.mat", "w") as f:
+        f["IAll"] = imgs.transpose(0, 3, 1, 2).T  # MATLAB (N, 3, H, W) as HDF5 writes it
+    rng = np.random.default_rng(0)
+    scipy.io.savemat(d / "y.mat", {"YAll": (rng.random((n, 3)) < 0.5).astype(float)})
+    scipy.io.savemat(d / "l.mat", {"LAll": np.eye(n, 2, dtype=np.uint8) + np.eye(n, 2, -2, dtype=np.uint8) + np.eye(n, 2, -3, dtype=np.uint8)})
+    rec = Recorder()
+    out = prepare("mirflickr25k", d, tmp_path / "ds", image_featurizer=rec, chunk=2, **{**SMALL, "n_query": 1})
+    assert len(rec.seen) == n
+    for i, im in enumerate(rec.seen):
+        np.testing.assert_array_equal(im, imgs[i])
+    assert load_dataset(out).data.image.shape == (n, 3)
+    with pytest.raises(DataError, match="only raw images \\(IAll\\) found; choose --image-features"):
+        prepare("mirflickr25k", d, tmp_path / "ds2", **SMALL)

@@ -64,17 +64,36 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train METHOD on a dataset at one code length into a fresh run folder, then "
                                    "evaluate I->T and T->I on the query split. Extra key=value pairs override the "
                                    "method's config (unknown keys are errors).")
-    p.add_argument("method", help="lsh, cca-itq, ugach")
+    p.add_argument("method", nargs="?", default=None, help="a method (see `crossmodal train --help`); omit with --from")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="method config overrides, e.g. epochs=5")
-    p.add_argument("--dataset", required=True, help="toy, wiki, or a dataset folder")
+    p.add_argument("--from", dest="from_run", default=None, metavar="RUN_DIR",
+                   help="rerun exactly what RUN_DIR ran (method, bits, seed, resolved config, dataset) into a new folder")
+    p.add_argument("--dataset", default=None, help="toy, wiki, mirflickr25k, ... or a dataset folder")
     p.add_argument("--data-root", default=None, help="folder with the dataset's files")
-    p.add_argument("--bits", type=int, required=True, help="code length, 1..1024")
+    p.add_argument("--bits", type=int, default=None, help="code length, 1..1024")
+    p.add_argument("--log-artifact", action="store_true", help="wandb: upload the model and database codes as an artifact")
     p.add_argument("--config", default=None, help="YAML config file (keys of the method, optional datasets: overrides)")
-    p.add_argument("--preset", default=None, help="named preset from experiments/configs (ugach: paper, fast)")
+    p.add_argument("--preset", default=None, help="config from experiments/configs: paper (METHOD.yaml) or METHOD-PRESET.yaml (ugach: fast)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--codes-from", default=None, choices=("discriminator", "generator"),
                    help="ugach: which network's codes are kept (default discriminator)")
     _add_common_train(p)
+
+    p = sub.add_parser("sweep", help="run a grid of methods x datasets x bits x seeds from a YAML file (resumable)",
+                       description="Run every grid point of a sweep file into its own run folder. Finished runs are "
+                                   "skipped, interrupted ones resumed, failures recorded and the sweep goes on.")
+    from experiments.run import add_sweep_arguments
+
+    add_sweep_arguments(p)
+
+    p = sub.add_parser("report", help="aggregate run folders into tables (Markdown, CSV) and plots",
+                       description="Collect finished runs under the given folders and write table.md, table.csv and "
+                                   "PNG plots (precision-recall, mAP vs bits, precision@k): rows methods, columns bits, "
+                                   "blocks per direction, mean ± std over seeds.")
+    p.add_argument("runs", nargs="+", help="run folders or folders that contain them")
+    p.add_argument("--out", required=True, help="folder for table.md, table.csv and the plots")
+    p.add_argument("--metric", action="append", default=None, help="metrics to tabulate (default mAP@all and mAP@100)")
+    p.add_argument("--no-plots", action="store_true")
 
     p = sub.add_parser("evaluate", help="re-evaluate a finished run",
                        description="Recompute the run's report (JSON, Markdown, PR plot) from its saved model.")
@@ -133,10 +152,10 @@ def run_prepare(args, name: str | None = None) -> int:
 
 
 def _resolve_config(args) -> dict:
-    from crossmodal.runs import load_config_file, parse_overrides, preset_path
+    from crossmodal.runs import dataset_key, load_config_file, parse_overrides, preset_path
 
     cfg: dict = {}
-    ds_name = Path(args.dataset).name if Path(args.dataset).is_dir() else args.dataset
+    ds_name = dataset_key(args.dataset)
     if args.preset:
         cfg.update(load_config_file(preset_path(args.method.lower(), args.preset), ds_name))
     if args.config:
@@ -150,10 +169,21 @@ def _resolve_config(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    from crossmodal.runs import train_run
+    from crossmodal.runs import rerun, train_run
 
+    if args.from_run:
+        if args.method or args.dataset or args.bits or args.overrides or args.preset or args.config or args.resume:
+            raise CrossmodalError("--from reruns a run exactly; give no method, --dataset, --bits, config or overrides with it")
+        run = rerun(args.from_run, out=args.out, tracker=args.tracker)
+        print((run / "report.md").read_text())
+        print(f"run folder: {run}")
+        return 0
+    missing = [n for n, v in (("METHOD", args.method), ("--dataset", args.dataset), ("--bits", args.bits)) if v is None]
+    if missing:
+        raise CrossmodalError(f"train needs {', '.join(missing)} (or --from RUN_DIR)")
     run = train_run(args.method, args.dataset, args.bits, seed=args.seed, config=_resolve_config(args),
-                    data_root=args.data_root, out=args.out, tracker=args.tracker, resume=args.resume)
+                    data_root=args.data_root, out=args.out, tracker=args.tracker, resume=args.resume,
+                    log_artifact=args.log_artifact)
     print((run / "report.md").read_text())
     print(f"run folder: {run}")
     return 0
@@ -241,7 +271,23 @@ def cmd_query(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "datasets": cmd_datasets, "train": cmd_train, "evaluate": cmd_evaluate, "query": cmd_query}
+def cmd_sweep(args) -> int:
+    from experiments.run import run_from_args
+
+    return run_from_args(args)
+
+
+def cmd_report(args) -> int:
+    from crossmodal.report import write_report
+
+    table, files = write_report(args.runs, args.out, metrics=tuple(args.metric or ("mAP@all", "mAP@100")),
+                                plots=not args.no_plots)
+    print(table.to_markdown(tuple(args.metric or ("mAP@all", "mAP@100"))))
+    print(f"{len(table.runs)} runs -> " + ", ".join(str(f) for f in files[:2]) + f" and {len(files) - 2} plots")
+    return 0
+
+
+COMMANDS = {"sweep": cmd_sweep, "report": cmd_report, "demo": cmd_demo, "datasets": cmd_datasets, "train": cmd_train, "evaluate": cmd_evaluate, "query": cmd_query}
 
 
 def main(argv: list[str] | None = None) -> int:

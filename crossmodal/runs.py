@@ -50,39 +50,90 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
-def load_config_file(path: str | os.PathLike, dataset: str) -> dict:
-    """Method config from a YAML file: top-level keys, then ``datasets: {NAME: {...}}``
-    overrides for ``dataset``. Keys ``method`` and ``description`` are informational."""
-    p = Path(path)
-    if not p.is_file() and (CONFIG_DIR / p).is_file():
-        p = CONFIG_DIR / p
-    if not p.is_file():
-        raise ConfigError(f"{path}: config file not found")
+RUN_KEYS = ("ks", "tracker", "log_artifact")
+
+
+def _read_yaml(p: Path) -> dict:
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: invalid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected a mapping of config keys")
-    per_dataset = raw.pop("datasets", {}) or {}
-    raw.pop("method", None)
-    raw.pop("description", None)
-    raw.update(per_dataset.get(dataset, {}) or {})
     return raw
 
 
-def preset_path(method: str, preset: str) -> Path:
-    p = CONFIG_DIR / f"{method}-{preset}.yaml"
+def _config_layers(path: str | os.PathLike, seen: tuple = ()) -> list[tuple[Path, dict]]:
+    """The file and its ``base:`` chain, base first."""
+    p = Path(path)
+    if not p.is_file() and (CONFIG_DIR / p).is_file():
+        p = CONFIG_DIR / p
     if not p.is_file():
-        known = sorted(f.stem.split("-", 1)[1] for f in CONFIG_DIR.glob(f"{method}-*.yaml"))
+        raise ConfigError(f"{path}: config file not found")
+    if p.resolve() in seen:
+        raise ConfigError(f"{p}: circular base: chain")
+    raw = _read_yaml(p)
+    base = raw.pop("base", None)
+    layers = _config_layers(p.parent / base, seen + (p.resolve(),)) if base else []
+    return layers + [(p, raw)]
+
+
+def load_config(path: str | os.PathLike, dataset: str) -> tuple[dict, dict]:
+    """``(method config, run settings)`` from a YAML config and its ``base:`` chain.
+
+    Each layer's top-level keys, then its ``datasets: {NAME: {...}}`` overrides for ``dataset``,
+    are applied base first; ``run:`` holds run-level settings (``ks``, ``tracker``,
+    ``log_artifact``); ``method`` and ``description`` are informational.
+    """
+    cfg: dict = {}
+    run: dict = {}
+    for p, raw in _config_layers(path):
+        raw = dict(raw)
+        per_dataset = raw.pop("datasets", {}) or {}
+        raw.pop("method", None)
+        raw.pop("description", None)
+        layer_run = raw.pop("run", {}) or {}
+        unknown = set(layer_run) - set(RUN_KEYS)
+        if unknown:
+            raise ConfigError(f"{p}: unknown run: key(s) {', '.join(sorted(unknown))}; known: {', '.join(RUN_KEYS)}")
+        run.update(layer_run)
+        cfg.update(raw)
+        cfg.update(per_dataset.get(dataset, {}) or {})
+    return cfg, run
+
+
+def load_config_file(path: str | os.PathLike, dataset: str) -> dict:
+    """The method config of :func:`load_config` (run settings dropped)."""
+    return load_config(path, dataset)[0]
+
+
+def preset_path(method: str, preset: str | None = None) -> Path:
+    """``experiments/configs/METHOD.yaml`` (the paper settings; ``preset`` None or ``paper``)
+    or ``METHOD-PRESET.yaml``."""
+    p = CONFIG_DIR / (f"{method}.yaml" if preset in (None, "paper") else f"{method}-{preset}.yaml")
+    if not p.is_file():
+        known = ["paper"] * (CONFIG_DIR / f"{method}.yaml").is_file() + sorted(
+            f.stem.split("-", 1)[1] for f in CONFIG_DIR.glob(f"{method}-*.yaml") if f.stem.split("-", 1)[0] == method)
         raise ConfigError(f"no preset {preset!r} for {method}; known: {', '.join(known) or 'none'}")
     return p
 
 
-def validation_set(ds, k=None) -> ValidationSet | None:
+def dataset_key(dataset: str) -> str:
+    """The name ``datasets:`` overrides use: a registry name, or a prepared folder's source."""
+    p = Path(dataset)
+    if p.is_dir() and (p / "meta.json").is_file():
+        try:
+            return json.loads((p / "meta.json").read_text(encoding="utf-8")).get("name") or p.name
+        except json.JSONDecodeError:
+            return p.name
+    return dataset
+
+
+def validation_set(ds, k=None, directions=("i2t", "t2i")) -> ValidationSet | None:
     if len(ds.split.validation) == 0 or ds.data.labels is None:
         return None
-    return ValidationSet(query=ds.part("validation"), database=ds.data.subset(ds.split.validation_database()), k=k)
+    return ValidationSet(query=ds.part("validation"), database=ds.data.subset(ds.split.validation_database()), k=k,
+                         directions=tuple(directions))
 
 
 def environment() -> dict:
@@ -93,14 +144,27 @@ def environment() -> dict:
             "commit": git_commit()}
 
 
+def default_directions(hasher) -> tuple[str, ...]:
+    """I->T and T->I for cross-modal hashers, I->I for image-only ones."""
+    return ("i2t", "t2i") if set(hasher.modalities) >= {"image", "text"} else ("i2i",)
+
+
 def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict | None = None,
               data_root: str | None = None, dataset_params: dict | None = None, out: str | os.PathLike = "runs",
-              tracker: str = "jsonl", resume: str | os.PathLike | None = None, ks=(100,), log=print) -> Path:
-    """Train ``method`` on ``dataset`` at ``bits``, evaluate, and return the run folder."""
+              tracker: str = "jsonl", resume: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
+              ks=(100,), directions: tuple[str, ...] | None = None, label: str | None = None,
+              group: str | None = None, log_artifact: bool = False, log=print) -> Path:
+    """Train ``method`` on ``dataset`` at ``bits``, evaluate, and return the run folder.
+
+    The folder is new under ``out`` unless ``run_dir`` names it (sweeps) or ``resume`` points at
+    an interrupted run. ``label`` names the configuration in tables (default: the method);
+    ``group`` groups runs in wandb; ``log_artifact`` uploads the model and database codes.
+    """
     bits = check_bits(bits)
     cls = get_method(method)
     hasher = cls(bits, seed=seed, **dict(config or {}))  # validates the config before anything is written
     ds = get_dataset(dataset, root=data_root, seed=seed, **(dataset_params or {}))
+    directions = tuple(directions or default_directions(hasher))
     if resume:
         run_dir = Path(resume)
         if not (run_dir / "run.json").is_file():
@@ -109,20 +173,26 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
         if prev["method"] != cls.name or prev["bits"] != bits:
             raise CrossmodalError(f"{run_dir}: that run trained {prev['method']} at {prev['bits']} bits; "
                                   "resume it with the same method and --bits")
+    elif run_dir is not None:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
     else:
-        run_dir = new_run_dir(out, f"{cls.name}-{ds.name}-{bits}b-s{seed}")
+        run_dir = new_run_dir(out, f"{label or cls.name}-{ds.name}-{bits}b-s{seed}")
+    label = label or cls.name
     spec = {
-        "method": cls.name, "bits": bits, "seed": seed, "config": hasher.config,
+        "method": cls.name, "label": label, "bits": bits, "seed": seed, "config": hasher.config,
         "dataset": {"name": dataset, "root": str(Path(data_root).resolve()) if data_root else None,
                     "params": dataset_params or {}},
-        "split_hash": ds.split.hash, "environment": environment(),
+        "split_hash": ds.split.hash, "split_protocol": ds.split.protocol,
+        "evaluation": {"ks": list(ks), "directions": list(directions)},
+        "group": group, "environment": environment(),
     }
     (run_dir / "run.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
     seed_everything(seed)
     hasher.checkpoint_dir = run_dir / "checkpoints"
-    with Tracker(run_dir, tracker, config=spec, name=run_dir.name, group=f"{cls.name}-{ds.name}") as tr:
-        log(f"training {cls.name} ({bits} bits, seed {seed}) on {ds.name}: {len(ds.split.train)} training pairs -> {run_dir}")
-        hasher.fit(ds.part("train"), valid=validation_set(ds), tracker=tr)
+    with Tracker(run_dir, tracker, config=spec, name=run_dir.name, group=group or f"{label}-{ds.name}") as tr:
+        log(f"training {label} ({bits} bits, seed {seed}) on {ds.name}: {len(ds.split.train)} training pairs -> {run_dir}")
+        hasher.fit(ds.part("train"), valid=validation_set(ds, directions=directions), tracker=tr)
         model_dir = hasher.save(run_dir / "model")
         (model_dir / "featurizers.json").write_text(
             json.dumps({k: f.to_dict() for k, f in ds.featurizers.items()}, indent=2), encoding="utf-8")
@@ -130,12 +200,33 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
         for modality in hasher.modalities:
             codes = hasher.encode_image(db.image) if modality == "image" else hasher.encode_text(db.text_dense())
             HammingIndex(bits).add(codes).save(run_dir / f"index-{modality}.npz")
-        report = write_report(hasher, ds, run_dir, ks=ks)
+        report = write_report(hasher, ds, run_dir, ks=ks, directions=directions)
         names = report.metric_names()
         tr.table("results", ["direction"] + names, [[d] + [r[n] for n in names] for d, r in report.results.items()])
         tr.image("pr_curve", run_dir / "pr.png")
         tr.summary({f"{d}/{n}": r[n] for d, r in report.results.items() for n in names})
+        if log_artifact:
+            tr.artifact(f"{label}-{ds.name}-{bits}b-s{seed}", "model",
+                        [model_dir] + [run_dir / f"index-{m}.npz" for m in hasher.modalities])
     return run_dir
+
+
+def rerun(run_dir: str | os.PathLike, out: str | os.PathLike = "runs", tracker: str = "jsonl", log=print) -> Path:
+    """Train again exactly what ``run_dir`` trained (method, bits, seed, resolved config,
+    dataset, evaluation) into a new run folder; on the CPU the codes come out identical."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "run.json").is_file():
+        raise CrossmodalError(f"{run_dir}: not a run folder (no run.json); --from needs a run folder")
+    spec = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    d, ev = spec["dataset"], spec.get("evaluation", {})
+    new = train_run(spec["method"], d["name"], spec["bits"], seed=spec["seed"], config=spec["config"],
+                    data_root=d.get("root"), dataset_params=d.get("params"), out=out, tracker=tracker,
+                    ks=tuple(ev.get("ks", (100,))), directions=tuple(ev.get("directions", ())) or None,
+                    label=spec.get("label"), group=spec.get("group"), log=log)
+    now = json.loads((new / "run.json").read_text(encoding="utf-8"))
+    if now["split_hash"] != spec["split_hash"]:
+        log(f"warning: the split hash changed ({spec['split_hash']} -> {now['split_hash']}); the data is not the same")
+    return new
 
 
 def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i")):

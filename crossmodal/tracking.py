@@ -107,6 +107,20 @@ class Tracker:
 
             self._wandb.log({name: wandb.Image(str(path))})
 
+    def artifact(self, name: str, kind: str, paths: list[str | os.PathLike]) -> None:
+        """Log files and folders (model, codes) as a wandb artifact; recorded in the JSONL log."""
+        self.log({"event": "artifact", "name": name, "type": kind, "paths": [str(p) for p in paths]})
+        if self._wandb is not None:
+            import wandb
+
+            art = wandb.Artifact(name, type=kind)
+            for p in map(Path, paths):
+                if p.is_dir():
+                    art.add_dir(str(p), name=p.name)
+                elif p.is_file():
+                    art.add_file(str(p))
+            self._wandb.log_artifact(art)
+
     def finish(self) -> None:
         if self._file:
             self._file.close()
@@ -120,3 +134,68 @@ class Tracker:
 
     def __exit__(self, *exc):
         self.finish()
+
+
+def _wandb_chunks(path: Path):
+    """Payloads of a ``.wandb`` file: a 7-byte header (``:W&B``, magic, version), then
+    LevelDB-log records (4-byte CRC, 2-byte length, 1-byte type) in 32 KiB blocks."""
+    import struct
+
+    data = path.read_bytes()
+    if data[:4] != b":W&B":
+        raise CrossmodalError(f"{path}: not a wandb run file")
+    pos, block, buf = 7, 32768, b""
+    while pos + 7 <= len(data):
+        room = block - pos % block
+        if room < 7:
+            pos += room
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        pos += 7
+        chunk = data[pos:pos + length]
+        pos += length
+        if kind == 1:
+            yield chunk
+        elif kind == 2:
+            buf = chunk
+        elif kind == 3:
+            buf += chunk
+        elif kind == 4:
+            yield buf + chunk
+        elif kind == 0 and length == 0:
+            pos += (block - pos % block) % block
+
+
+def read_wandb_offline(run_dir: str | os.PathLike) -> dict:
+    """What an offline wandb run recorded, read from its ``.wandb`` file (no sync, no network).
+
+    ``run_dir``: the ``wandb/offline-run-*`` folder, or a folder holding one (a crossmodal run
+    folder). Returns ``{"name", "group", "config", "history": [rows], "summary", "artifacts"}``.
+    """
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    run_dir = Path(run_dir)
+    files = sorted(run_dir.glob("run-*.wandb")) or sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    if not files:
+        raise CrossmodalError(f"{run_dir}: no offline wandb run file (run-*.wandb)")
+    out: dict = {"name": None, "group": None, "config": {}, "history": [], "summary": {}, "artifacts": []}
+
+    def items(msg):
+        return {(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in msg}
+
+    for chunk in _wandb_chunks(files[-1]):
+        rec = pb.Record.FromString(chunk)
+        kind = rec.WhichOneof("record_type")
+        if kind == "run":
+            out["name"], out["group"] = rec.run.display_name, rec.run.run_group
+            out["config"].update(items(rec.run.config.update))
+        elif kind == "config":
+            out["config"].update(items(rec.config.update))
+        elif kind == "history":
+            out["history"].append(items(rec.history.item))
+        elif kind == "summary":
+            out["summary"].update(items(rec.summary.update))
+        elif kind == "artifact":
+            out["artifacts"].append({"name": rec.artifact.name, "type": rec.artifact.type})
+    out["config"].pop("_wandb", None)
+    return out

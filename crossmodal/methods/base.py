@@ -76,21 +76,32 @@ class ValidationSet:
     query: PairedData
     database: PairedData
     k: int | None = None  # None: mAP@all
+    directions: tuple[str, ...] = ("i2t", "t2i")
 
     def score(self, hasher: "Hasher") -> dict:
-        """mAP (at ``k`` or all) of I->T and T->I and their mean, under ``"score"``."""
+        """mAP (at ``k`` or all) of each direction (I->T and T->I, or I->I for image-only
+        hashers) and their mean, under ``"score"``."""
         if self.query.labels is None or self.database.labels is None:
             raise DataError("validation: model selection needs labels on the validation items")
         res = {}
         ks = () if self.k is None else (self.k,)
         key = "mAP@all" if self.k is None else f"mAP@{self.k}"
-        qi, qt = hasher.encode_image(self.query.image), hasher.encode_text(self.query.text_dense())
-        di, dt = hasher.encode_image(self.database.image), hasher.encode_text(self.database.text_dense())
-        for name, q, d in (("i2t", qi, dt), ("t2i", qt, di)):
-            m = evaluate_codes(q, d, self.query.labels, self.database.labels, hasher.bits, ks=ks, curve_ks=(1,))
-            res[f"val/{name}/{key}"] = m[key]
-        res["score"] = 0.5 * (res[f"val/i2t/{key}"] + res[f"val/t2i/{key}"])
+        dirs = [d for d in self.directions if all(m in hasher.modalities for m in _DIR_MODALITIES[d])]
+        codes = {}
+        for d in dirs:
+            for part, m in zip(("query", "database"), _DIR_MODALITIES[d]):
+                if (part, m) not in codes:
+                    data = getattr(self, part)
+                    codes[part, m] = hasher.encode_image(data.image) if m == "image" else hasher.encode_text(data.text_dense())
+            qm, dm = _DIR_MODALITIES[d]
+            r = evaluate_codes(codes["query", qm], codes["database", dm], self.query.labels, self.database.labels,
+                               hasher.bits, ks=ks, curve_ks=(1,))
+            res[f"val/{d}/{key}"] = r[key]
+        res["score"] = float(np.mean([res[f"val/{d}/{key}"] for d in dirs]))
         return res
+
+
+_DIR_MODALITIES = {"i2t": ("image", "text"), "t2i": ("text", "image"), "i2i": ("image", "image"), "t2t": ("text", "text")}
 
 
 class Hasher:

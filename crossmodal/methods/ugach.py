@@ -38,7 +38,7 @@ What differs from the official code, and why:
   step moves the weights as far as ``batch_size`` batch-1 steps would (``paper`` preset);
   the learning-rate decay (x0.9 every 20,000 samples) counts samples, not steps.
 
-Presets: ``experiments/configs/ugach-paper.yaml`` (official hyper-parameters) and
+Configs: ``experiments/configs/ugach.yaml`` (official hyper-parameters, ``--preset paper``) and
 ``ugach-fast.yaml`` (a tuned batched schedule).
 """
 

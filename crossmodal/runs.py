@@ -144,9 +144,10 @@ def environment() -> dict:
             "commit": git_commit()}
 
 
-def default_directions(hasher) -> tuple[str, ...]:
-    """I->T and T->I for cross-modal hashers, I->I for image-only ones."""
-    return ("i2t", "t2i") if set(hasher.modalities) >= {"image", "text"} else ("i2i",)
+def default_directions(hasher, ds=None) -> tuple[str, ...]:
+    """I->T and T->I for cross-modal hashers on paired data, I->I for image-only hashers or data."""
+    paired = ds is None or ds.data.text is not None
+    return ("i2t", "t2i") if paired and set(hasher.modalities) >= {"image", "text"} else ("i2i",)
 
 
 def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict | None = None,
@@ -164,7 +165,7 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
     cls = get_method(method)
     hasher = cls(bits, seed=seed, **dict(config or {}))  # validates the config before anything is written
     ds = get_dataset(dataset, root=data_root, seed=seed, **(dataset_params or {}))
-    directions = tuple(directions or default_directions(hasher))
+    directions = tuple(directions or default_directions(hasher, ds))
     if resume:
         run_dir = Path(resume)
         if not (run_dir / "run.json").is_file():

@@ -13,7 +13,7 @@ A sweep file::
       - {method: lsh, label: lsh-baseline, overrides: {}}
     bits: [16, 32, 64, 128]
     seeds: [0, 1, 2]
-    ks: [100]                       # optional; also tracker, log_artifact, out
+    ks: [100]                       # optional; also directions ([i2i] for image tables), tracker, log_artifact, out
 
 Each grid point gets its own folder ``OUT/LABEL-DATASET-BITSb-sSEED``. Rerunning the sweep skips
 finished runs (``report.json`` present), resumes interrupted ones from their last checkpoint,
@@ -35,7 +35,7 @@ import yaml
 
 from crossmodal.errors import ConfigError, CrossmodalError
 
-SWEEP_KEYS = {"name", "description", "datasets", "methods", "bits", "seeds", "ks", "tracker", "log_artifact", "out"}
+SWEEP_KEYS = {"name", "description", "datasets", "methods", "bits", "seeds", "ks", "directions", "tracker", "log_artifact", "out"}
 METHOD_KEYS = {"method", "label", "preset", "config", "overrides"}
 
 
@@ -147,7 +147,8 @@ def run_sweep(path: str | Path, data_root: str | None = None, out: str | Path | 
                       data_root=ds.get("root") or data_root, dataset_params=ds.get("params"),
                       tracker=tracker or sw.get("tracker") or run.get("tracker", "jsonl"),
                       resume=resume, run_dir=None if resume else run_dir,
-                      ks=tuple(sw.get("ks") or run.get("ks") or (100,)), label=p["label"], group=sw["name"],
+                      ks=tuple(sw.get("ks") or run.get("ks") or (100,)), directions=tuple(sw.get("directions") or ()) or None,
+                      label=p["label"], group=sw["name"],
                       log_artifact=bool(sw.get("log_artifact", run.get("log_artifact", False))), log=lambda *a: None)
             counts["done"] += 1
         except Exception as exc:  # a failing run is recorded and the sweep goes on

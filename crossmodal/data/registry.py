@@ -42,9 +42,23 @@ def _benchmark(name):
     return load
 
 
+def _digits(root=None, seed: int = 0, n_query: int = 500, n_validation: int = 100, **_):
+    from crossmodal.data.images import load_digits_dataset
+
+    return load_digits_dataset(seed=int(seed), n_query=int(n_query), n_validation=int(n_validation))
+
+
+def _cifar10(root=None, seed: int = 0, protocol: str = "1k", strict_counts: bool = True, **_):
+    from crossmodal.data.images import load_cifar10
+
+    return load_cifar10(root, seed=int(seed), protocol=protocol or "1k", strict_counts=strict_counts)
+
+
 SOURCES: dict[str, Source] = {
     "toy": Source("toy", "rendered shapes with captions, generated from a seed (no files; the demo's data)", _toy, False),
     "wiki": Source("wiki", "Wikipedia cross-modal: 2,866 pairs, 128-d SIFT BoVW / 10-d LDA, 10 classes (needs --data-root)", _wiki, True),
+    "digits": Source("digits", "image-only: scikit-learn's 1,797 8x8 handwritten digits, 10 classes (bundled, offline)", _digits, False),
+    "cifar10": Source("cifar10", "image-only: CIFAR-10 python batches, protocols 1k / 10k (needs --data-root)", _cifar10, True),
 }
 
 

@@ -11,13 +11,11 @@ from crossmodal.methods.base import Hasher, ValidationSet, load_hasher
 def _registry() -> dict[str, type[Hasher]]:
     from crossmodal.methods.baselines import CCAITQ, LSH
 
-    methods = {LSH.name: LSH, CCAITQ.name: CCAITQ}
-    try:
-        from crossmodal.methods.ugach import UGACH
+    from crossmodal.methods.ugach import UGACH
+    from crossmodal.methods.unimodal import IMAGE_METHODS
 
-        methods[UGACH.name] = UGACH
-    except ImportError:  # pragma: no cover - ugach needs torch, a core dependency
-        pass
+    methods = {LSH.name: LSH, CCAITQ.name: CCAITQ, UGACH.name: UGACH}
+    methods.update({m.name: m for m in IMAGE_METHODS})
     return methods
 
 

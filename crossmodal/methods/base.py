@@ -115,6 +115,7 @@ class Hasher:
     name = "hasher"
     defaults: dict = {}
     modalities = ("image", "text")
+    text_optional = False  # True: on image-only data the hasher hashes images only
 
     def __init__(self, bits: int, seed: int = 0, **config):
         self.bits = check_bits(bits)
@@ -130,7 +131,9 @@ class Hasher:
         if not isinstance(train, PairedData):
             raise DataError("fit: train must be a PairedData")
         if train.text is None and "text" in self.modalities:
-            raise DataError(f"{self.name}: needs paired text features")
+            if not self.text_optional:
+                raise DataError(f"{self.name}: needs paired text features")
+            self.modalities = ("image",)
         self.dims = {"image": train.image_dim, "text": train.text_dim}
         self._fit(train, valid, tracker)
         return self
@@ -219,6 +222,8 @@ def load_hasher(directory: str | os.PathLike) -> Hasher:
     cls = get_method(header["method"])
     h = cls(header["bits"], seed=header["seed"], **header["config"])
     h.dims = {k: int(v) for k, v in header["dims"].items()}
+    if h.text_optional and not h.dims.get("text"):
+        h.modalities = ("image",)
     try:
         with np.load(d / "state.npz", allow_pickle=False) as z:
             state = {k: z[k] for k in z.files}

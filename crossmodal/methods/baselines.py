@@ -42,15 +42,17 @@ class LinearHasher(Hasher):
 
 
 class LSH(LinearHasher):
-    """Random-projection hashing per modality (chance-level cross-modal baseline)."""
+    """Random-projection hashing per modality (chance-level cross-modal baseline). On
+    image-only data it hashes the images only (the I→I LSH baseline)."""
 
     name = "lsh"
     defaults = {}
+    text_optional = True
 
     def _fit(self, train: PairedData, valid, tracker) -> None:
         rng = np.random.default_rng(self.seed)
         self.state = {}
-        for m in ("image", "text"):
+        for m in self.modalities:
             X = train.modality(m).astype(np.float64)
             self.state[f"{m}_mean"] = X.mean(axis=0)
             self.state[f"{m}_W"] = rng.standard_normal((X.shape[1], self.bits))

@@ -44,7 +44,6 @@ Configs: ``experiments/configs/ugach.yaml`` (official hyper-parameters, ``--pres
 
 from __future__ import annotations
 
-import copy
 import math
 from contextlib import nullcontext
 
@@ -52,11 +51,12 @@ import numpy as np
 import torch
 
 from crossmodal.data.core import PairedData
-from crossmodal.engine import Checkpointer, resolve_device
+from crossmodal.engine import resolve_device
 from crossmodal.errors import ConfigError
 from crossmodal.graph import correlation_graph
 from crossmodal.methods.base import Hasher
 from crossmodal.nets import CrossModalNet, pairwise_sq_dist, sq_dist
+from crossmodal.training import EpochTrainer
 
 OTHER = {"image": "text", "text": "image"}
 
@@ -72,7 +72,7 @@ def sample_from_scores(scores: torch.Tensor, n: int, generator=None) -> torch.Te
 DIRECTIONS = (("i2t", "image"), ("t2i", "text"))
 
 
-class UGACH(Hasher):
+class UGACH(EpochTrainer, Hasher):
     """Unsupervised generative adversarial cross-modal hashing; see the module docstring."""
 
     name = "ugach"
@@ -280,30 +280,21 @@ class UGACH(Hasher):
         return total / max(1, steps)
 
     # -- training ------------------------------------------------------------------------------
-    def _state_for_checkpoint(self, epoch: int) -> dict:
-        return {
-            "epoch": epoch, "D": self.D.state_dict(), "G": self.G.state_dict(),
-            "opt_d": self.opt_d.state_dict(), "opt_g": self.opt_g.state_dict(),
-            "gen": self.gen.get_state(), "samples_d": self.samples_d, "samples_g": self.samples_g,
-            "best_score": self.best_score, "best": self.best, "history": self.history,
-            "prep": self.prep, "config": self.config, "bits": self.bits, "seed": self.seed,
-        }
+    def _nets(self) -> dict:
+        return {"D": self.D, "G": self.G}
 
-    def _restore(self, ck: dict) -> int:
-        if ck["config"] != self.config or ck["bits"] != self.bits or ck["seed"] != self.seed:
-            raise ConfigError("ugach: the checkpoint was written with another config, bits or seed; resume with the same ones")
-        self.D.load_state_dict(ck["D"])
-        self.G.load_state_dict(ck["G"])
+    def _checkpoint_extra(self) -> dict:
+        return {"opt_d": self.opt_d.state_dict(), "opt_g": self.opt_g.state_dict(), "gen": self.gen.get_state(),
+                "samples_d": self.samples_d, "samples_g": self.samples_g, "prep": self.prep}
+
+    def _restore_extra(self, ck: dict) -> None:
         self.opt_d.load_state_dict(ck["opt_d"])
         self.opt_g.load_state_dict(ck["opt_g"])
         self.gen.set_state(ck["gen"])
         self.samples_d, self.samples_g = ck["samples_d"], ck["samples_g"]
-        self.best_score, self.best, self.history = ck["best_score"], ck["best"], ck["history"]
         self.prep = ck["prep"]
-        return int(ck["epoch"])
 
     def _fit(self, train: PairedData, valid, tracker) -> None:
-        from tqdm import tqdm
 
         c, dev = self.config, self.device
         self._fit_prep(train)
@@ -319,50 +310,33 @@ class UGACH(Hasher):
         self.gen = torch.Generator(device=dev)
         self.gen.manual_seed(self.seed)
         self.samples_d = self.samples_g = 0
-        self.best_score, self.best, self.history = -math.inf, None, []
-        ckpt = Checkpointer(self.checkpoint_dir, keep=c["keep_checkpoints"]) if self.checkpoint_dir else None
-        start = -1
-        if ckpt is not None and ckpt.latest() is not None:
-            start = self._restore(ckpt.load())
-            if tracker:
-                tracker.log({"event": "resume", "epoch": start})
+        self._train_epochs(0, c["epochs"], valid=valid, tracker=tracker, desc="ugach")
+        del self.X, self.nbrs, self.nbr_counts
+
+    def _run_epoch(self, epoch: int) -> dict:
+        """Epoch 0: D pre-training on (query, partner, random other); then D and G epochs."""
+        from tqdm import tqdm
+
+        c = self.config
+        rec = {}
+        disable = not c["progress"]
+        if epoch == 0:
+            with tqdm(total=c["pretrain_epochs"] * math.ceil(self.n_train / c["batch_size"]) * 2, desc="pretrain D",
+                      leave=False, disable=disable) as bar:
+                losses = [self._train_d({d: self._pretrain_triplets() for d, _ in DIRECTIONS}, bar)
+                          for _ in range(c["pretrain_epochs"])]
+            rec["loss_d"] = losses[-1] if losses else float("nan")
+            return rec
         steps_d = math.ceil(self.n_train * c["n_samples"] / c["batch_size"]) * 2
         steps_g = math.ceil(self.n_train / c["batch_size"]) * 2
-        disable = not c["progress"]
-        for epoch in tqdm(range(start + 1, c["epochs"] + 1), desc="ugach", unit="epoch", disable=disable,
-                          initial=start + 1, total=c["epochs"] + 1):
-            rec = {"epoch": epoch}
-            if epoch == 0:  # D pre-training on (query, partner, random other)
-                with tqdm(total=c["pretrain_epochs"] * math.ceil(self.n_train / c["batch_size"]) * 2, desc="pretrain D",
-                          leave=False, disable=disable) as bar:
-                    losses = [self._train_d({d: self._pretrain_triplets() for d, _ in DIRECTIONS}, bar)
-                              for _ in range(c["pretrain_epochs"])]
-                rec["loss_d"] = losses[-1] if losses else float("nan")
-            else:
-                with tqdm(total=c["d_epochs"] * steps_d + c["g_epochs"] * steps_g, desc=f"epoch {epoch}", leave=False,
-                          disable=disable) as bar:
-                    for _ in range(c["d_epochs"]):
-                        trip = {d: self._generate_negatives(d, qm) for d, qm in DIRECTIONS}
-                        rec["loss_d"] = self._train_d(trip, bar)
-                    for _ in range(c["g_epochs"]):
-                        rec["loss_g"] = self._train_g(bar)
-            if valid is not None:
-                scores = valid.score(self)
-                rec.update(scores)
-                if scores["score"] > self.best_score:
-                    self.best_score = scores["score"]
-                    self.best = {"epoch": epoch, "D": copy.deepcopy(self.D.state_dict()), "G": copy.deepcopy(self.G.state_dict())}
-            self.history.append(rec)
-            if ckpt is not None:
-                ckpt.save(epoch, self._state_for_checkpoint(epoch))
-            if tracker:
-                tracker.log(rec, step=epoch)
-        if self.best is not None:
-            self.D.load_state_dict(self.best["D"])
-            self.G.load_state_dict(self.best["G"])
-            if tracker:
-                tracker.log({"event": "selected", "epoch": self.best["epoch"], "val_score": self.best_score})
-        del self.X, self.nbrs, self.nbr_counts
+        with tqdm(total=c["d_epochs"] * steps_d + c["g_epochs"] * steps_g, desc=f"epoch {epoch}", leave=False,
+                  disable=disable) as bar:
+            for _ in range(c["d_epochs"]):
+                trip = {d: self._generate_negatives(d, qm) for d, qm in DIRECTIONS}
+                rec["loss_d"] = self._train_d(trip, bar)
+            for _ in range(c["g_epochs"]):
+                rec["loss_g"] = self._train_g(bar)
+        return rec
 
     # -- encoding / persistence -------------------------------------------------------------------
     @torch.no_grad()

@@ -1,0 +1,349 @@
+"""Shared parts of the image-only hashers: the base class, feature preprocessing, the hashing
+network (on features, or a backbone on raw images), and the batched training loop.
+
+Image-only hashers encode the image side only (``modalities == ("image",)``) and are
+evaluated I→I with the same metrics, index and reports as the cross-modal ones.
+
+Deep methods subclass :class:`DeepImageHasher` and write only their targets and loss:
+``_prepare(X)`` once before training (neighbours, thresholds, clusters), ``_loss(idx, h, x)``
+for one batch (``h = tanh(net(x))`` are the relaxed codes, ``(B, bits)``), and optionally
+``_after_step()`` (DMUH's momentum update). The loop (seeded batch order, optimiser, the GPU
+when present, per-epoch validation and model selection, checkpoints and resume, tracking,
+progress bars) is :class:`crossmodal.training.EpochTrainer`.
+
+Two input modes (config ``mode``):
+
+* ``features`` (default): rows of ``PairedData.image`` are feature vectors; the network is
+  feature -> ``hidden`` (tanh) -> bits (``hidden: 0`` makes it linear).
+* ``end2end``: rows are raw images flattened from ``image_shape`` (C, H, W), values in [0, 1];
+  a backbone turns them into features first: ``tiny`` (two conv layers, for tests and small
+  images), ``resnet18`` / ``vgg16`` (torchvision, when importable; ImageNet weights from
+  ``backbone_weights`` if given), or ``hf:PATH`` (any transformers vision model from a local
+  folder). Batches come from a ``DataLoader`` with ``num_workers`` workers and pinned memory
+  on a GPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from crossmodal.data.core import PairedData
+from crossmodal.engine import resolve_device
+from crossmodal.errors import ConfigError, DataError
+from crossmodal.methods.base import Hasher
+from crossmodal.nets import HashTower
+from crossmodal.training import EpochTrainer
+
+
+class ImageHasher(Hasher):
+    """A hasher of images only (I→I retrieval); text features, if any, are ignored."""
+
+    modalities = ("image",)
+
+    def fit(self, train: PairedData, valid=None, tracker=None):
+        if not isinstance(train, PairedData):
+            raise DataError("fit: train must be a PairedData")
+        self.dims = {"image": train.image_dim}
+        self._fit(train, valid, tracker)
+        return self
+
+
+def fit_standardizer(X: np.ndarray, how: str) -> dict:
+    X = np.asarray(X, dtype=np.float64)
+    if how == "zscore":
+        return {"mean": X.mean(0).astype(np.float32), "scale": (1.0 / np.maximum(X.std(0), 1e-6)).astype(np.float32)}
+    if how == "center":
+        return {"mean": X.mean(0).astype(np.float32), "scale": np.ones(X.shape[1], np.float32)}
+    return {}
+
+
+def apply_standardizer(X: np.ndarray, prep: dict, how: str) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if how in ("zscore", "center"):
+        X = (X - prep["mean"]) * prep["scale"]
+    if how == "l2":
+        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    return X
+
+
+class TinyBackbone(nn.Module):
+    """Two 3x3 conv layers and global average pooling: (N, C, H, W) -> (N, 32)."""
+
+    out_dim = 32
+
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+                                  nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class _HFBackbone(nn.Module):
+    def __init__(self, path: str):
+        super().__init__()
+        from transformers import AutoModel
+
+        try:
+            self.model = AutoModel.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"backbone hf:{path}: cannot load from a local folder ({str(exc).splitlines()[0][:120]})") from None
+        cfg = getattr(self.model.config, "vision_config", self.model.config)
+        self.out_dim = int(getattr(cfg, "hidden_size", None) or cfg.hidden_sizes[-1])
+
+    def forward(self, x):
+        from crossmodal.features.models import _pooled
+
+        m = self.model
+        out = m.vision_model(pixel_values=x) if hasattr(m, "vision_model") else m(pixel_values=x)
+        return _pooled(out) if not hasattr(out, "pooler_output") or out.pooler_output is None else out.pooler_output.flatten(1)
+
+
+def build_backbone(name: str, in_channels: int, weights: str = "") -> tuple[nn.Module, int]:
+    if name == "tiny":
+        b = TinyBackbone(in_channels)
+        return b, b.out_dim
+    if name.startswith("hf:"):
+        b = _HFBackbone(name[3:])
+        return b, b.out_dim
+    if name in ("resnet18", "vgg16"):
+        from crossmodal.features.models import import_torchvision
+
+        tv = import_torchvision()
+        net = getattr(tv.models, name)(weights=None)
+        if weights:
+            net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        if name == "resnet18":
+            net.fc = nn.Identity()
+            return net, 512
+        net.classifier = net.classifier[:5]  # fc6, ReLU, Dropout, fc7, ReLU
+        return net, 4096
+    raise ConfigError(f"unknown backbone {name!r}; use tiny, resnet18, vgg16 or hf:PATH")
+
+
+class HashNet(nn.Module):
+    """(backbone ->) hash tower; returns logits (N, bits)."""
+
+    def __init__(self, in_dim: int, hidden: int, bits: int, backbone: nn.Module | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.head = HashTower(in_dim, hidden, bits, init_std=None) if hidden > 0 else nn.Linear(in_dim, bits)
+
+    def forward(self, x):
+        if self.backbone is not None:
+            x = self.backbone(x)
+        return self.head(x)
+
+
+class _Rows(torch.utils.data.Dataset):
+    def __init__(self, X: np.ndarray, shape):
+        self.X, self.shape = X, tuple(shape)
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return torch.from_numpy(np.asarray(self.X[i], dtype=np.float32).reshape(self.shape))
+
+
+DEEP_DEFAULTS = {
+    "hidden": 1024,
+    "epochs": 50,
+    "batch_size": 128,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "weight_decay": 1e-5,
+    "standardize": "zscore",
+    "quant_weight": 0.1,
+    "mode": "features",
+    "backbone": "tiny",
+    "backbone_weights": "",
+    "image_shape": [],
+    "num_workers": 0,
+    "device": "auto",
+    "keep_checkpoints": 2,
+    "progress": True,
+}
+
+
+class DeepImageHasher(EpochTrainer, ImageHasher):
+    """Base of the deep image hashers (see the module docstring)."""
+
+    defaults = DEEP_DEFAULTS
+    uses_labels = False
+
+    def __init__(self, bits: int, seed: int = 0, **config):
+        super().__init__(bits, seed=seed, **config)
+        c = self.config
+        for key, allowed in (("mode", ("features", "end2end")), ("optimizer", ("adam", "sgd")),
+                             ("standardize", ("zscore", "center", "l2", "none"))):
+            if c[key] not in allowed:
+                raise ConfigError(f"{self.name}: {key} must be one of {', '.join(allowed)}, got {c[key]!r}")
+        for key in ("epochs", "batch_size"):
+            if int(c[key]) <= 0:
+                raise ConfigError(f"{self.name}: {key} must be positive, got {c[key]}")
+        if c["mode"] == "end2end" and len(c["image_shape"]) != 3:
+            raise ConfigError(f"{self.name}: end2end mode needs image_shape: [C, H, W] (the layout of the flattened rows)")
+        self.prep: dict = {}
+        self.net: HashNet | None = None
+
+    @property
+    def device(self):
+        return resolve_device(self.config["device"])
+
+    # -- network -----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        c = self.config
+        torch.manual_seed(self.seed)
+        if c["mode"] == "end2end":
+            backbone, in_dim = build_backbone(c["backbone"], int(c["image_shape"][0]), c["backbone_weights"])
+        else:
+            backbone, in_dim = None, self.dims["image"]
+        self.net = HashNet(in_dim, int(c["hidden"]), self.bits, backbone).to(self.device)
+
+    def _prep_input(self, X: np.ndarray) -> np.ndarray:
+        if self.config["mode"] == "end2end":
+            return np.asarray(X, dtype=np.float32)
+        return apply_standardizer(X, self.prep, self.config["standardize"])
+
+    def _nets(self) -> dict:
+        return {"net": self.net}
+
+    def _optimizer(self, params):
+        c = self.config
+        if c["optimizer"] == "adam":
+            return torch.optim.Adam(params, lr=c["lr"], weight_decay=c["weight_decay"])
+        return torch.optim.SGD(params, lr=c["lr"], momentum=0.9, weight_decay=c["weight_decay"])
+
+    # -- method hooks ------------------------------------------------------------------------------
+    def _prepare(self, X: np.ndarray, train: PairedData) -> None:
+        """Targets computed once before training, from the preprocessed features ``X``."""
+
+    def _loss(self, idx: torch.Tensor, h: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _after_step(self, idx: torch.Tensor, x: torch.Tensor, h: torch.Tensor) -> dict | None:
+        """Called after each optimiser step; may return per-batch statistics to average."""
+        return None
+
+    def _extra_params(self) -> list:
+        return []
+
+    # -- training ----------------------------------------------------------------------------------
+    def _fit(self, train: PairedData, valid, tracker) -> None:
+        c, dev = self.config, self.device
+        if self.uses_labels and train.labels is None:
+            raise DataError(f"{self.name} is supervised: the training items need labels")
+        if c["mode"] == "end2end" and int(np.prod(c["image_shape"])) != train.image_dim:
+            raise DataError(f"{self.name}: image_shape {c['image_shape']} has {int(np.prod(c['image_shape']))} values "
+                            f"but the rows have {train.image_dim}")
+        self.prep = fit_standardizer(train.image, c["standardize"]) if c["mode"] == "features" else {}
+        X = self._prep_input(train.image)
+        self._build()
+        self.n_train = train.n
+        self._prepare(X, train)
+        if c["mode"] == "features":
+            self.X = torch.as_tensor(X, device=dev)
+        else:
+            self.X = None
+            self.loader_data = _Rows(X, c["image_shape"])
+        self.opt = self._optimizer(list(self.net.parameters()) + self._extra_params())
+        self.gen = torch.Generator()
+        self.gen.manual_seed(self.seed)
+        self._train_epochs(1, int(c["epochs"]), valid=valid, tracker=tracker)
+        self.X = self._batch_x = None
+
+    def _batches(self):
+        perm = torch.randperm(self.n_train, generator=self.gen)
+        bs = int(self.config["batch_size"])
+        batches = [perm[s:s + bs] for s in range(0, self.n_train, bs) if len(perm[s:s + bs]) > 1]
+        if self.X is not None:
+            for b in batches:
+                yield b.to(self.device), self.X[b.to(self.device)]
+            return
+        loader = torch.utils.data.DataLoader(self.loader_data, batch_sampler=[b.tolist() for b in batches],
+                                             num_workers=int(self.config["num_workers"]),
+                                             pin_memory=self.device.type == "cuda")
+        for b, x in zip(batches, loader):
+            yield b.to(self.device), x.to(self.device, non_blocking=True)
+
+    def _run_epoch(self, epoch: int) -> dict:
+        self.net.train()
+        sums: dict = {"loss": 0.0}
+        n = 0
+        for idx, x in self._batches():
+            self._batch_x = x
+            logits = self.net(x)
+            h = torch.tanh(logits)
+            loss = self._loss(idx, h, logits)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            extra = self._after_step(idx, x, h.detach()) or {}
+            for k, v in {"loss": float(loss.detach()), **extra}.items():
+                sums[k] = sums.get(k, 0.0) + v * len(idx)
+            n += len(idx)
+        return {k: v / max(n, 1) for k, v in sums.items()}
+
+    def _checkpoint_extra(self) -> dict:
+        return {"opt": self.opt.state_dict(), "gen": self.gen.get_state(), "prep": self.prep}
+
+    def _restore_extra(self, ck: dict) -> None:
+        self.opt.load_state_dict(ck["opt"])
+        self.gen.set_state(ck["gen"])
+        self.prep = ck["prep"]
+
+    # -- encoding / persistence --------------------------------------------------------------------
+    @torch.no_grad()
+    def _project(self, modality: str, X: np.ndarray) -> np.ndarray:
+        self.net.eval()
+        X = self._prep_input(X)
+        out = []
+        for s in range(0, len(X), 4096):
+            xb = torch.as_tensor(X[s:s + 4096], device=self.device)
+            if self.config["mode"] == "end2end":
+                xb = xb.reshape(-1, *self.config["image_shape"])
+            out.append(self.net(xb).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.bits), np.float32)
+
+    def _get_state(self) -> dict:
+        state = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+        state.update({f"prep.{k}": v for k, v in self.prep.items()})
+        return state
+
+    def _set_state(self, state: dict) -> None:
+        if self.config["device"] not in ("auto", "cpu") and not torch.cuda.is_available():
+            self.config["device"] = "auto"
+        self._build()
+        self.net.load_state_dict({k[4:]: torch.as_tensor(v) for k, v in state.items() if k.startswith("net.")})
+        self.prep = {k[5:]: v for k, v in state.items() if k.startswith("prep.")}
+
+
+# -- pairwise helpers shared by the losses --------------------------------------------------------
+
+
+def code_inner(h: torch.Tensor) -> torch.Tensor:
+    """``Θ_ij = ½ h_iᵀ h_j`` for relaxed codes ``h (B, bits)`` (DPSH's pairwise logit)."""
+    return 0.5 * h @ h.T
+
+
+def pairwise_nll(theta: torch.Tensor, s: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted negative log-likelihood of pair labels ``s ∈ {0, 1}`` under
+    ``p(s=1) = σ(Θ)``: ``Σ w (log(1 + e^Θ) − s Θ) / Σ w``."""
+    nll = nn.functional.softplus(theta) - s * theta
+    return (weight * nll).sum() / weight.sum().clamp_min(1e-12)
+
+
+def quantization(h: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean ``(|h| − 1)²``: relaxed codes pushed to ±1 (optionally weighted per bit)."""
+    q = (h.abs() - 1.0) ** 2
+    return (q * weight).mean() if weight is not None else q.mean()
+
+
+def cosine_matrix(F: torch.Tensor, G: torch.Tensor | None = None) -> torch.Tensor:
+    F = nn.functional.normalize(F, dim=1)
+    G = F if G is None else nn.functional.normalize(G, dim=1)
+    return F @ G.T

@@ -38,6 +38,9 @@ class EpochTrainer:
                 "config": self.config, "bits": self.bits, "seed": self.seed, **self._checkpoint_extra()}
 
     def _restore_checkpoint(self, ck: dict) -> int:
+        if "nets" not in ck:
+            raise ConfigError(f"{self.name}: the checkpoint was written by an older crossmodal and cannot be resumed; "
+                              "remove the run's checkpoints/ folder to train from the start")
         if ck.get("config") != self.config or ck.get("bits") != self.bits or ck.get("seed") != self.seed:
             raise ConfigError(f"{self.name}: the checkpoint was written with another config, bits or seed; "
                               "resume with the same ones")

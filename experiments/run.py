@@ -140,6 +140,10 @@ def run_sweep(path: str | Path, data_root: str | None = None, out: str | Path | 
         if "progress" in get_method(p["method"]["method"]).defaults:
             cfg.setdefault("progress", False)  # one line per run instead of nested bars
         resume = run_dir if st == "interrupted" and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()) else None
+        if st == "failed":  # a retry starts from scratch: its checkpoints may be what failed
+            import shutil
+
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         (run_dir / "failed.json").unlink(missing_ok=True)
         log(f"{head}: {'resuming' if resume else 'training'}")
         try:

@@ -56,12 +56,16 @@ def fit_standardizer(X: np.ndarray, how: str) -> dict:
         return {"mean": X.mean(0).astype(np.float32), "scale": (1.0 / np.maximum(X.std(0), 1e-6)).astype(np.float32)}
     if how == "center":
         return {"mean": X.mean(0).astype(np.float32), "scale": np.ones(X.shape[1], np.float32)}
+    if how == "scale":  # centre, then one global factor: unit RMS per value, Euclidean ranking unchanged
+        mu = X.mean(0)
+        rms = max(float(np.sqrt(np.mean((X - mu) ** 2))), 1e-12)
+        return {"mean": mu.astype(np.float32), "scale": np.full(X.shape[1], 1.0 / rms, np.float32)}
     return {}
 
 
 def apply_standardizer(X: np.ndarray, prep: dict, how: str) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
-    if how in ("zscore", "center"):
+    if how in ("zscore", "center", "scale"):
         X = (X - prep["mean"]) * prep["scale"]
     if how == "l2":
         X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
@@ -179,7 +183,7 @@ class DeepImageHasher(EpochTrainer, ImageHasher):
         super().__init__(bits, seed=seed, **config)
         c = self.config
         for key, allowed in (("mode", ("features", "end2end")), ("optimizer", ("adam", "sgd")),
-                             ("standardize", ("zscore", "center", "l2", "none"))):
+                             ("standardize", ("zscore", "center", "scale", "l2", "none"))):
             if c[key] not in allowed:
                 raise ConfigError(f"{self.name}: {key} must be one of {', '.join(allowed)}, got {c[key]!r}")
         for key in ("epochs", "batch_size"):

@@ -82,8 +82,7 @@ class SH(ImageHasher):
         V = (X - mu) @ W
         lo, hi = V.min(0) - 1e-6, V.max(0) + 1e-6
         span = hi - lo
-        max_mode = int(np.ceil((self.bits + 1) * span.max() / span.min()))
-        modes = np.arange(1, max_mode + 1)
+        modes = np.arange(1, self.bits + 1)  # the bits smallest eigenvalues need at most bits modes per direction
         eig = (modes[None, :] * np.pi / span[:, None]) ** 2  # (r, modes): eigenvalue of mode m on direction d
         flat = np.argsort(eig, axis=None, kind="stable")[: self.bits]
         dims, m = np.unravel_index(flat, eig.shape)

@@ -45,7 +45,7 @@ def listwise_loss(d_feat: torch.Tensor, d_code: torch.Tensor, tau_f: float, tau_
 
 class URPH(DeepImageHasher):
     name = "urph"
-    defaults = {**DEEP_DEFAULTS, "standardize": "none", "n_positives": 20, "n_random": 20, "tau_feature": 0.2,
+    defaults = {**DEEP_DEFAULTS, "standardize": "scale", "n_positives": 20, "n_random": 20, "tau_feature": 0.2,
                 "tau_code": 1.0, "recon_weight": 1.0, "decoder_hidden": 512}
 
     def _build(self) -> None:

@@ -45,11 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_train(p)
 
     p = sub.add_parser("datasets", help="list the known datasets or describe one",
-                       description="Datasets are named sources (toy, wiki) or paths to canonical dataset folders.")
+                       description="Datasets are named sources (`crossmodal datasets list`) or paths to canonical dataset folders.")
     dsub = p.add_subparsers(dest="datasets_command", metavar="ACTION")
     dsub.add_parser("list", help="list the known datasets")
     pi = dsub.add_parser("info", help="load a dataset and print its sizes, split and hash")
-    pi.add_argument("name", help="dataset name (toy, wiki) or a dataset folder")
+    pi.add_argument("name", help="dataset name (toy, wiki, digits, mirflickr25k, ...) or a dataset folder")
     pi.add_argument("--data-root", default=None, help="folder with the dataset's files (wiki: raw_features.mat ...)")
     pi.add_argument("--seed", type=int, default=0)
     pp = dsub.add_parser("prepare", help="build a dataset folder from community .mat files or the raw dataset",
@@ -64,11 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train METHOD on a dataset at one code length into a fresh run folder, then "
                                    "evaluate I->T and T->I on the query split. Extra key=value pairs override the "
                                    "method's config (unknown keys are errors).")
-    p.add_argument("method", nargs="?", default=None, help="a method (see `crossmodal train --help`); omit with --from")
+    p.add_argument("method", nargs="?", default=None, help="cross-modal: ugach, cca-itq, lsh; image-only: distillhash, dsg, dmuh, urph, itq, pcah, sh (and lsh); omit with --from")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="method config overrides, e.g. epochs=5")
     p.add_argument("--from", dest="from_run", default=None, metavar="RUN_DIR",
                    help="rerun exactly what RUN_DIR ran (method, bits, seed, resolved config, dataset) into a new folder")
-    p.add_argument("--dataset", default=None, help="toy, wiki, mirflickr25k, ... or a dataset folder")
+    p.add_argument("--dataset", default=None, help="toy, wiki, digits, mirflickr25k, cifar10, ... or a dataset folder")
     p.add_argument("--data-root", default=None, help="folder with the dataset's files")
     p.add_argument("--bits", type=int, default=None, help="code length, 1..1024")
     p.add_argument("--log-artifact", action="store_true", help="wandb: upload the model and database codes as an artifact")

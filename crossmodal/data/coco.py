@@ -21,9 +21,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 
-from crossmodal.data.prepare import RawCollection, SourceSpec
+from crossmodal.data.prepare import RawCollection, SourceSpec, multi_hot, word_tokens
 from crossmodal.errors import DataError
 
 SPLITS = ("train2014", "val2014")
@@ -39,8 +38,6 @@ def _load_json(p: Path) -> dict:
 
 
 def parse_raw(root: Path) -> RawCollection:
-    from crossmodal.features import STOPWORDS, tokenize
-
     ann = root / "annotations"
     ids, images, captions, label_sets = [], [], [], []
     categories: dict[int, str] = {}
@@ -64,13 +61,7 @@ def parse_raw(root: Path) -> RawCollection:
     if not categories:
         raise DataError(f"{ann}: the instance files list no categories")
     cat_ids = sorted(categories)
-    col = {c: j for j, c in enumerate(cat_ids)}
-    labels = np.zeros((len(ids), len(cat_ids)), dtype=np.uint8)
-    for r, s in enumerate(label_sets):
-        for c in s:
-            labels[r, col[c]] = 1
-    tokens = [[w for w in tokenize(c) if w not in STOPWORDS] for c in captions]
-    return RawCollection(ids=ids, images=images, tokens=tokens, labels=labels,
+    return RawCollection(ids=ids, images=images, tokens=word_tokens(captions), labels=multi_hot(label_sets, cat_ids),
                          label_names=[categories[c] for c in cat_ids], sentences=captions)
 
 

@@ -23,17 +23,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 
-from crossmodal.data.prepare import RawCollection, SourceSpec
+from crossmodal.data.prepare import RawCollection, SourceSpec, multi_hot, word_tokens
 from crossmodal.errors import DataError
 
 _DESC = re.compile(r"<DESCRIPTION>(.*?)</DESCRIPTION>", re.S | re.I)
 
 
 def parse_raw(root: Path) -> RawCollection:
-    from crossmodal.features import STOPWORDS, tokenize
-
     img_dir, ann_dir, seg_dir = root / "images", root / "annotations_complete_eng", root / "saiapr_tc-12"
     for d in (img_dir, ann_dir, seg_dir):
         if not d.is_dir():
@@ -53,7 +50,6 @@ def parse_raw(root: Path) -> RawCollection:
             if len(parts) >= 3 and parts[2].isdigit():
                 seg.setdefault(parts[0], set()).add(int(parts[2]))
     label_ids = sorted(names)
-    col = {c: j for j, c in enumerate(label_ids)}
     ids, images, sentences = [], [], []
     for f in sorted(img_dir.glob("*/*.jpg")):
         ids.append(f"{f.parent.name}/{f.stem}")
@@ -64,13 +60,8 @@ def parse_raw(root: Path) -> RawCollection:
             m = _DESC.search(eng.read_text(encoding="latin-1"))
             text = " ".join(m.group(1).split()) if m else ""
         sentences.append(text)
-    labels = np.zeros((len(ids), len(label_ids)), dtype=np.uint8)
-    for r, i in enumerate(ids):
-        for c in seg.get(i.split("/")[1], ()):
-            if c in col:
-                labels[r, col[c]] = 1
-    tokens = [[w for w in tokenize(s) if w not in STOPWORDS] for s in sentences]
-    return RawCollection(ids=ids, images=images, tokens=tokens, labels=labels,
+    labels = multi_hot([seg.get(i.split("/")[1], ()) for i in ids], label_ids)
+    return RawCollection(ids=ids, images=images, tokens=word_tokens(sentences), labels=labels,
                          label_names=[names[c] for c in label_ids], sentences=sentences)
 
 

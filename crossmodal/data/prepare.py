@@ -115,6 +115,24 @@ class SourceSpec:
                             protocol=name)
 
 
+def multi_hot(label_sets: list, keys: list) -> np.ndarray:
+    """``(N, len(keys)) uint8`` with a 1 where item r's set holds ``keys[j]`` (others ignored)."""
+    col = {k: j for j, k in enumerate(keys)}
+    out = np.zeros((len(label_sets), len(keys)), dtype=np.uint8)
+    for r, s in enumerate(label_sets):
+        for k in s:
+            if k in col:
+                out[r, col[k]] = 1
+    return out
+
+
+def word_tokens(texts: list[str]) -> list[list[str]]:
+    """Lower-cased words of each text without stopwords (the BoW featurizer's tokens)."""
+    from crossmodal.features import STOPWORDS, tokenize
+
+    return [[w for w in tokenize(t) if w not in STOPWORDS] for t in texts]
+
+
 def _sources() -> dict[str, SourceSpec]:
     from crossmodal.data import coco, iaprtc12, mirflickr, nuswide
 

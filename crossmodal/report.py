@@ -164,7 +164,7 @@ class ResultTable:
             for kind, name, xkey, ykey, xlabel in (("pr", "pr_curve", "recall", "precision", "recall"),
                                                    ("pk", "pk_curve", "k", "precision", "number of retrieved items k")):
                 for d in dirs:
-                    fig, axes = plt.subplots(1, len(self.bits), figsize=(3.6 * len(self.bits), 3.4), dpi=110, squeeze=False)
+                    fig, axes = plt.subplots(1, len(self.bits), figsize=(3.6 * len(self.bits) + 1.8, 3.4), dpi=110, squeeze=False)
                     for ax, b in zip(axes[0], self.bits):
                         for lab in self.labels:
                             c = self._curves(ds, d, lab, b, name, xkey, ykey)
@@ -175,15 +175,14 @@ class ResultTable:
                             ax.set_xlim(0, 1.02)
                         ax.grid(alpha=0.3)
                     axes[0][0].set_ylabel("precision")
-                    axes[0][-1].legend(fontsize=8)
                     fig.suptitle(f"{ds} {LABELS.get(d, d)}: {'precision-recall' if kind == 'pr' else 'precision@k'} (mean over seeds)")
-                    fig.tight_layout()
+                    _legend_right(fig, axes)
                     p = out / f"{kind}-{ds}-{d}.png"
                     fig.savefig(p)
                     plt.close(fig)
                     written.append(p)
             metric = "mAP@all"
-            fig, axes = plt.subplots(1, len(dirs), figsize=(4.2 * len(dirs), 3.4), dpi=110, squeeze=False)
+            fig, axes = plt.subplots(1, len(dirs), figsize=(4.2 * len(dirs) + 1.8, 3.4), dpi=110, squeeze=False)
             for ax, d in zip(axes[0], dirs):
                 for lab in self.labels:
                     pts = [(b, *s[:2]) for b in self.bits if (s := self.stat((ds, d, lab, b, metric)))]
@@ -195,13 +194,25 @@ class ResultTable:
                 ax.set_xticks(self.bits, [str(b) for b in self.bits])
                 ax.set(title=f"{ds} {LABELS.get(d, d)}", xlabel="bits", ylabel=metric)
                 ax.grid(alpha=0.3)
-            axes[0][-1].legend(fontsize=8)
-            fig.tight_layout()
+            _legend_right(fig, axes)
             p = out / f"map-{ds}.png"
             fig.savefig(p)
             plt.close(fig)
             written.append(p)
         return written
+
+
+def _legend_right(fig, axes) -> None:
+    """One legend for the figure, outside the panels (it never hides a curve)."""
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    width = fig.get_size_inches()[0]
+    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1 - 1.7 / width, 1))
 
 
 def write_report(paths: list[str | os.PathLike], out: str | os.PathLike, metrics=("mAP@all", "mAP@100"),

@@ -240,7 +240,8 @@ def test_urph_index_rerank_with_all_candidates_is_exact_on_reconstructions(digit
     idx = URPHIndex(h, kind="flat").add(db)
     D, I = idx.search(q, k=10, n_candidates=len(db))
     rec = h.reconstruct(h.encode_image(db)).astype(np.float16).astype(np.float32)
-    d = ((rec[None, :, :] - q[:, None, :]) ** 2).sum(-1)
+    xq = h._prep_input(q)  # reconstructions live in the model's preprocessed space
+    d = ((rec[None, :, :] - xq[:, None, :]) ** 2).sum(-1)
     want = np.argsort(d, axis=1, kind="stable")[:, :10]
     np.testing.assert_allclose(D, np.take_along_axis(d, want, 1), rtol=1e-4)
     assert (I == want).mean() > 0.95  # equal up to float ties

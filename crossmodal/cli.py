@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 def add_prepare_arguments(p: argparse.ArgumentParser, name: str | None = None) -> None:
     """The options of ``datasets prepare`` (shared with ``python -m data_prep.NAME``)."""
     if name is None:
-        p.add_argument("name", help="mirflickr25k, nuswide-tc10, nuswide-tc21, coco, iaprtc12")
+        p.add_argument("name", help="mirflickr25k, nuswide-tc10, nuswide-tc21, coco, iaprtc12, or imagelist "
+                                    "(image-only, from 'path label-vector' lists)")
     p.add_argument("--root", required=True, help="the raw dataset folder, an archive of it, or the folder of community .mat files")
     p.add_argument("--out", required=True, help="the dataset folder to write (must not exist, unless --overwrite)")
     p.add_argument("--image-features", default=None, choices=("community", "vgg19", "clip", "hf"),
@@ -137,11 +138,23 @@ def add_prepare_arguments(p: argparse.ArgumentParser, name: str | None = None) -
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--allow-count-mismatch", action="store_true", help="warn instead of failing when counts differ from the standard release")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--query-list", default=None, help="imagelist: the query list (e.g. test.txt), relative to --root")
+    p.add_argument("--database-list", default=None, help="imagelist: the database list (e.g. database.txt)")
+    p.add_argument("--train-list", default=None, help="imagelist: the training list (default: the database)")
 
 
 def run_prepare(args, name: str | None = None) -> int:
-    from crossmodal.data.prepare import prepare
+    from crossmodal.data.prepare import prepare, prepare_image_lists
 
+    if (name or args.name) == "imagelist":
+        if not (args.query_list and args.database_list):
+            raise CrossmodalError("imagelist needs --query-list and --database-list (and optionally --train-list)")
+        prepare_image_lists(args.root, args.out, args.query_list, args.database_list, args.train_list,
+                            image_features=args.image_features, image_model=args.image_model,
+                            n_validation=args.n_validation if args.n_validation is not None else 500, seed=args.seed,
+                            device=args.device, batch_size=args.batch_size, allow_download=args.allow_download,
+                            overwrite=args.overwrite)
+        return 0
     prepare(name or args.name, args.root, args.out, image_features=args.image_features,
             text_features=args.text_features, image_model=args.image_model, text_model=args.text_model,
             protocol=args.protocol, seed=args.seed, n_query=args.n_query, n_train=args.n_train,

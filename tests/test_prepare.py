@@ -347,3 +347,29 @@ def test_raw_images_from_a_v73_iall_file_keep_their_orientation(tmp_path):
     assert load_dataset(out).data.image.shape == (n, 3)
     with pytest.raises(DataError, match="only raw images \\(IAll\\) found; choose --image-features"):
         prepare("mirflickr25k", d, tmp_path / "ds2", **SMALL)
+
+
+def test_image_lists_become_an_image_only_dataset(tmp_path, clip_image, capsys, tiny_clip):
+    root = tmp_path / "raw"
+    for i in range(8):
+        fakes._jpeg(root / "img" / f"{i}.jpg", i)
+    (root / "database.txt").write_text("".join(f"img/{i}.jpg {i % 2} {1 - i % 2} 1\n" for i in range(6)))
+    (root / "test.txt").write_text("img/6.jpg 1 0 0\nimg/7.jpg 0 1 0\n")
+    (root / "train.txt").write_text("img/0.jpg 0 1 1\nimg/1.jpg 1 0 1\nimg/2.jpg 0 1 1\n")
+    from crossmodal.data.prepare import prepare_image_lists
+
+    out = prepare_image_lists(root, tmp_path / "ds", "test.txt", "database.txt", "train.txt", n_validation=2,
+                              image_featurizer=clip_image, progress=False, log=lambda *_: None)
+    ds = load_dataset(out)
+    assert ds.data.text is None and ds.data.n == 8 and ds.data.labels.shape == (8, 3)
+    assert ds.split.query.tolist() == [6, 7] and ds.split.train.tolist() == [0, 1, 2]
+    assert set(ds.split.validation) <= {3, 4, 5} and len(ds.split.validation) == 2
+    assert ds.data.labels[6].tolist() == [1, 0, 0]
+    (root / "bad.txt").write_text("img/0.jpg 1 1 1\n")  # same image, other labels
+    with pytest.raises(DataError, match="different labels in different lists"):
+        prepare_image_lists(root, tmp_path / "ds2", "test.txt", "database.txt", "bad.txt", image_featurizer=clip_image,
+                            progress=False, log=lambda *_: None)
+    from crossmodal.runs import train_run
+
+    run = train_run("itq", str(out), 8, out=tmp_path / "runs", tracker="none", log=lambda *_: None)
+    assert (run / "report.json").is_file()

@@ -624,3 +624,76 @@ def verify(path: str | os.PathLike) -> list[tuple[str, bool, str]]:
             if exp is not None:
                 results.append((f"standard {k}", v == exp, f"{v:,}" + ("" if v == exp else f" (standard release: {exp:,})")))
     return results
+
+
+# --------------------------------------------------------------------------- image lists
+
+
+def prepare_image_lists(root: str | os.PathLike, out: str | os.PathLike, query_list: str, database_list: str,
+                        train_list: str | None = None, name: str = "imagelist", image_features: str | None = None,
+                        image_model: str | None = None, n_validation: int = 500, seed: int = 0,
+                        device: str = "auto", batch_size: int = 64, chunk: int = 1024, allow_download: bool = False,
+                        overwrite: bool = False, progress: bool = True, log=print, image_featurizer=None) -> Path:
+    """An image-only dataset folder from ``path label-vector`` (or ``path class``) lists, the
+    layout of the NUS-WIDE-21 / MS-COCO / FLICKR25K image-hashing releases and Clothing1M.
+
+    Paths are relative to ``root``; the split is the lists' own (query = the query list,
+    database = the database list, train = the train list or the database), with
+    ``n_validation`` database items outside train held out for model selection.
+    """
+    from crossmodal.data.images import parse_image_list
+    from crossmodal.features import make_featurizer
+
+    root, out = Path(root), Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise DataError(f"{out}: folder exists and is not empty; choose another --out or pass --overwrite")
+    lists = {"query": query_list, "database": database_list, "train": train_list}
+    parsed = {k: parse_image_list(v if Path(v).is_absolute() else root / v) for k, v in lists.items() if v}
+    widths = {lab.shape[1] for _, lab in parsed.values()}
+    if len(widths) != 1:
+        raise DataError(f"image lists: label vectors of different widths {sorted(widths)}; the lists come from different releases")
+    index: dict[str, int] = {}
+    labels: list[np.ndarray] = []
+    parts: dict[str, list[int]] = {}
+    for part in ("database", "query", "train"):
+        if part not in parsed:
+            continue
+        paths, lab = parsed[part]
+        rows = []
+        for p, l in zip(paths, lab):
+            if p not in index:
+                index[p] = len(index)
+                labels.append(l)
+            elif not np.array_equal(labels[index[p]], l):
+                raise DataError(f"image lists: {p} has different labels in different lists")
+            rows.append(index[p])
+        parts[part] = rows
+    files = [root / p for p in index]
+    missing = [str(f) for f in files[:1000] if not f.is_file()]
+    if missing:
+        raise DataError(f"image lists: {len(missing)} listed image(s) not found under {root}, e.g. {missing[0]}")
+    img_f = image_featurizer or make_featurizer("image", image_features or "clip", model=image_model, device=device,
+                                                allow_download=allow_download, batch_size=batch_size)
+    partial = out.parent / f".{out.name}.partial"
+    partial.mkdir(parents=True, exist_ok=True)
+    fp = _fingerprint(name, str(root.resolve()), list(index), img_f.to_dict())
+    image = featurize_into(partial, "image", files, img_f, fp, chunk=chunk, progress=progress)
+    query, database = np.array(parts["query"]), np.array(parts["database"])
+    train = np.array(parts.get("train", parts["database"]))
+    rng = np.random.default_rng(seed)
+    pool = np.setdiff1d(database, train)
+    if len(pool) < n_validation:  # no room outside train: hold validation out of the training items
+        validation = np.sort(rng.choice(train, size=min(n_validation, len(train) - 1), replace=False))
+        train = np.setdiff1d(train, validation)
+    else:
+        validation = np.sort(rng.choice(pool, size=n_validation, replace=False))
+    data = PairedData(image=image, labels=np.stack(labels), ids=list(index),
+                      meta={"source": name, "mode": "imagelist", "root": str(root.resolve()),
+                            "lists": {k: str(v) for k, v in lists.items() if v}})
+    split = Split(train, validation, query, database, seed=seed, protocol="lists")
+    ds = Dataset(data=data, split=split, name=name, featurizers={"image": img_f})
+    write_dataset_files(ds, partial, present=("image.npy",))
+    finalize_dataset_dir(partial, out)
+    log(f"wrote {out}: {data.n:,} images, {data.image_dim}-d features, {data.labels.shape[1]} labels; "
+        f"{len(query):,} queries, {len(database):,} database, {len(train):,} train, {len(validation):,} validation")
+    return out

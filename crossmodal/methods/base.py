@@ -86,22 +86,21 @@ class ValidationSet:
         res = {}
         ks = () if self.k is None else (self.k,)
         key = "mAP@all" if self.k is None else f"mAP@{self.k}"
-        dirs = [d for d in self.directions if all(m in hasher.modalities for m in _DIR_MODALITIES[d])]
+        from crossmodal.retrieval.evaluate import DIRECTIONS, encode_part
+
+        dirs = [d for d in self.directions if all(m in hasher.modalities for m in DIRECTIONS[d])]
         codes = {}
         for d in dirs:
-            for part, m in zip(("query", "database"), _DIR_MODALITIES[d]):
+            for part, m in zip(("query", "database"), DIRECTIONS[d]):
                 if (part, m) not in codes:
-                    data = getattr(self, part)
-                    codes[part, m] = hasher.encode_image(data.image) if m == "image" else hasher.encode_text(data.text_dense())
-            qm, dm = _DIR_MODALITIES[d]
+                    codes[part, m] = encode_part(hasher, getattr(self, part), m)
+            qm, dm = DIRECTIONS[d]
             r = evaluate_codes(codes["query", qm], codes["database", dm], self.query.labels, self.database.labels,
                                hasher.bits, ks=ks, curve_ks=(1,))
             res[f"val/{d}/{key}"] = r[key]
         res["score"] = float(np.mean([res[f"val/{d}/{key}"] for d in dirs]))
         return res
 
-
-_DIR_MODALITIES = {"i2t": ("image", "text"), "t2i": ("text", "image"), "i2i": ("image", "image"), "t2t": ("text", "text")}
 
 
 class Hasher:

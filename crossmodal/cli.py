@@ -25,6 +25,15 @@ def _add_common_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N")
 
 
+def _method_names() -> list[str]:
+    from crossmodal.methods import available_methods
+
+    try:
+        return available_methods()
+    except CrossmodalError:  # pragma: no cover - a broken user module must not break --help
+        return []
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crossmodal",
@@ -32,13 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `crossmodal demo` (offline, about a minute on a laptop CPU).",
     )
     parser.add_argument("--version", action="version", version=f"crossmodal {__version__}")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import a module of your own methods first (its @register_method classes, or "
+                             "module:Class methods of saved runs); repeatable")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("demo", help="train on the built-in toy data, evaluate, and query it with typed sentences",
                        description="Offline demo: generates the toy dataset (rendered shapes + captions), trains a "
                                    "hasher, writes the result table, a precision-recall plot and a contact sheet of the "
                                    "images retrieved for a few typed queries into a fresh run folder.")
-    p.add_argument("--method", default="ugach", help="method to train (default ugach; also cca-itq, lsh)")
+    p.add_argument("--method", default="ugach", help="method to train (default ugach; see `crossmodal methods`)")
     p.add_argument("--bits", type=int, default=32, help="code length (default 32)")
     p.add_argument("--query", action="append", default=None, metavar="TEXT",
                    help="a typed query for the contact sheet (repeatable; default: a few shape/colour phrases)")
@@ -64,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train METHOD on a dataset at one code length into a fresh run folder, then "
                                    "evaluate I->T and T->I on the query split. Extra key=value pairs override the "
                                    "method's config (unknown keys are errors).")
-    p.add_argument("method", nargs="?", default=None, help="cross-modal: ugach, cca-itq, lsh; image-only: distillhash, dsg, dmuh, urph, itq, pcah, sh (and lsh); omit with --from")
+    p.add_argument("method", nargs="?", default=None,
+                   help=f"{', '.join(_method_names())}, or module.path:Class; omit with --from")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="method config overrides, e.g. epochs=5")
     p.add_argument("--from", dest="from_run", default=None, metavar="RUN_DIR",
                    help="rerun exactly what RUN_DIR ran (method, bits, seed, resolved config, dataset) into a new folder")
@@ -77,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--codes-from", default=None, choices=("discriminator", "generator"),
                    help="ugach: which network's codes are kept (default discriminator)")
+    p.add_argument("--database-codes", default=None, choices=("per-modality", "unified"),
+                   help="evaluation convention: code each database item from its own modality (default), or "
+                        "each database pair once from both (unified; methods such as cmfh, lssh, fsh)")
     _add_common_train(p)
 
     p = sub.add_parser("sweep", help="run a grid of methods x datasets x bits x seeds from a YAML file (resumable)",
@@ -100,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("-k", type=int, action="append", default=None, help="cut-off for mAP@k and P@k (repeatable; default 100)")
     p.add_argument("--all-directions", action="store_true", help="also I->I and T->T")
+    p.add_argument("--database-codes", default=None, choices=("per-modality", "unified"),
+                   help="database-coding convention (default: the one the run was trained with)")
+    p.add_argument("--conventions", default=None, choices=("published",),
+                   help="published: print one table of the run under every published convention "
+                        "(mAP@all / mAP@50 both normalisations, no-relevant queries counted / left out, "
+                        "database coding) and write nothing")
+
+    p = sub.add_parser("methods", help="list the methods, or describe one (config keys, defaults, presets)",
+                       description="Every method from the registry: built-ins, @register_method classes of "
+                                   "modules given with --import, and installed packages' crossmodal.methods "
+                                   "entry points.")
+    p.add_argument("name", nargs="?", default=None, help="a method to describe")
 
     p = sub.add_parser("query", help="search a trained model with a typed sentence or an image file",
                        description="Embed the query with the run's own featurizers, hash it, and list the nearest "
@@ -165,14 +193,16 @@ def run_prepare(args, name: str | None = None) -> int:
 
 
 def _resolve_config(args) -> dict:
+    from crossmodal.methods import get_method, method_key
     from crossmodal.runs import dataset_key, load_config_file, parse_overrides, preset_path
 
     cfg: dict = {}
     ds_name = dataset_key(args.dataset)
     if args.preset:
-        cfg.update(load_config_file(preset_path(args.method.lower(), args.preset), ds_name))
+        cfg.update(load_config_file(preset_path(method_key(get_method(args.method)), args.preset), ds_name,
+                                    args.method))
     if args.config:
-        cfg.update(load_config_file(args.config, ds_name))
+        cfg.update(load_config_file(args.config, ds_name, args.method))
     cfg.update(parse_overrides(args.overrides))
     if args.device:
         cfg["device"] = args.device
@@ -196,7 +226,7 @@ def cmd_train(args) -> int:
         raise CrossmodalError(f"train needs {', '.join(missing)} (or --from RUN_DIR)")
     run = train_run(args.method, args.dataset, args.bits, seed=args.seed, config=_resolve_config(args),
                     data_root=args.data_root, out=args.out, tracker=args.tracker, resume=args.resume,
-                    log_artifact=args.log_artifact)
+                    log_artifact=args.log_artifact, database_codes=args.database_codes or "per-modality")
     print((run / "report.md").read_text())
     print(f"run folder: {run}")
     return 0
@@ -254,13 +284,35 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from crossmodal.retrieval.evaluate import published_conventions, published_markdown
     from crossmodal.runs import load_run, write_report
 
     ks = tuple(args.k or (100,))
-    _, hasher, ds = load_run(args.run_dir)
-    dirs = ("i2t", "t2i", "i2i", "t2t") if args.all_directions else ("i2t", "t2i")
-    report = write_report(hasher, ds, Path(args.run_dir), ks=ks, directions=dirs)
+    spec, hasher, ds = load_run(args.run_dir)
+    dirs = ("i2t", "t2i", "i2i", "t2t") if args.all_directions else tuple(
+        spec.get("evaluation", {}).get("directions") or ("i2t", "t2i"))
+    if args.conventions == "published":
+        cross = tuple(d for d in dirs if d in ("i2t", "t2i", "i2i"))
+        print(published_markdown(published_conventions(hasher, ds, directions=cross), directions=cross))
+        return 0
+    codes = args.database_codes or spec.get("evaluation", {}).get("database_codes", "per-modality")
+    report = write_report(hasher, ds, Path(args.run_dir), ks=ks, directions=dirs, database_codes=codes)
     print(report.to_markdown())
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from crossmodal.methods import available_methods, describe_method, get_method, method_key
+
+    if args.name:
+        print(describe_method(args.name))
+        return 0
+    for name in available_methods():
+        cls = get_method(name)
+        doc = (cls.__doc__ or "").strip().splitlines()
+        kind = "image-only" if tuple(cls.modalities) == ("image",) else "cross-modal"
+        print(f"{method_key(cls):12s} {kind:11s} {doc[0] if doc else cls.__name__}")
+    print("\n`crossmodal methods NAME` lists a method's config keys, defaults and presets.")
     return 0
 
 
@@ -300,7 +352,7 @@ def cmd_report(args) -> int:
     return 0
 
 
-COMMANDS = {"sweep": cmd_sweep, "report": cmd_report, "demo": cmd_demo, "datasets": cmd_datasets, "train": cmd_train, "evaluate": cmd_evaluate, "query": cmd_query}
+COMMANDS = {"methods": cmd_methods, "sweep": cmd_sweep, "report": cmd_report, "demo": cmd_demo, "datasets": cmd_datasets, "train": cmd_train, "evaluate": cmd_evaluate, "query": cmd_query}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,6 +367,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("WANDB_SILENT", "true")
     try:
+        from crossmodal.methods import allow_import
+
+        for module in args.imports:
+            allow_import(module)
         return COMMANDS[args.command](args)
     except CrossmodalError as exc:
         print(f"crossmodal: error: {exc}", file=sys.stderr)

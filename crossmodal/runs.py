@@ -14,6 +14,7 @@ A run folder holds::
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import platform
@@ -27,9 +28,9 @@ from crossmodal.data import get_dataset
 from crossmodal.engine import new_run_dir, seed_everything
 from crossmodal.errors import ConfigError, CrossmodalError, DataError
 from crossmodal.features import embed_query, featurizer_from_dict
-from crossmodal.methods import ValidationSet, get_method, load_hasher
+from crossmodal.methods import ValidationSet, get_method, load_hasher, method_key
 from crossmodal.retrieval.codes import check_bits
-from crossmodal.retrieval.evaluate import evaluate, git_commit
+from crossmodal.retrieval.evaluate import check_database_codes, evaluate, git_commit
 from crossmodal.retrieval.index import HammingIndex
 from crossmodal.tracking import Tracker
 
@@ -50,7 +51,8 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
-RUN_KEYS = ("ks", "tracker", "log_artifact")
+RUN_KEYS = ("ks", "tracker", "log_artifact", "database_codes")
+INFO_KEYS = ("method", "description")
 
 
 def _read_yaml(p: Path) -> dict:
@@ -78,33 +80,87 @@ def _config_layers(path: str | os.PathLike, seen: tuple = ()) -> list[tuple[Path
     return layers + [(p, raw)]
 
 
-def load_config(path: str | os.PathLike, dataset: str) -> tuple[dict, dict]:
+def _check_layer_keys(p: Path, where: str, keys, params) -> None:
+    """Every key of one config layer is a parameter of the method; else name file, path and fix."""
+    valid = [q.name for q in params]
+    for key in keys:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{p.name}: {where}{key}: unknown key{hint}")
+
+
+def load_config(path: str | os.PathLike, dataset: str, method: str | None = None) -> tuple[dict, dict]:
     """``(method config, run settings)`` from a YAML config and its ``base:`` chain.
 
     Each layer's top-level keys, then its ``datasets: {NAME: {...}}`` overrides for ``dataset``,
-    are applied base first; ``run:`` holds run-level settings (``ks``, ``tracker``,
-    ``log_artifact``); ``method`` and ``description`` are informational.
+    are applied base first; ``run:`` holds run-level settings (:data:`RUN_KEYS`); ``method`` and
+    ``description`` are informational. With ``method``, every layer's keys (and those of every
+    ``datasets:`` block) are checked against the method's declared parameters, and a ``method:``
+    key must name that method.
     """
+    from crossmodal.methods import get_method, method_key
+
+    cls = get_method(method) if method else None
     cfg: dict = {}
     run: dict = {}
     for p, raw in _config_layers(path):
         raw = dict(raw)
         per_dataset = raw.pop("datasets", {}) or {}
-        raw.pop("method", None)
-        raw.pop("description", None)
+        if not isinstance(per_dataset, dict):
+            raise ConfigError(f"{p.name}: datasets: must map dataset names to config keys")
+        named = raw.get("method")
+        if cls is not None and named and method_key(get_method(str(named))) != method_key(cls):
+            raise ConfigError(f"{p.name}: method: {named}, but the method being trained is {method_key(cls)}; "
+                              "use that method's config or preset")
+        for key in INFO_KEYS:
+            raw.pop(key, None)
         layer_run = raw.pop("run", {}) or {}
         unknown = set(layer_run) - set(RUN_KEYS)
         if unknown:
             raise ConfigError(f"{p}: unknown run: key(s) {', '.join(sorted(unknown))}; known: {', '.join(RUN_KEYS)}")
+        if cls is not None:
+            _check_layer_keys(p, "", raw, cls.params)
+            for name, block in per_dataset.items():
+                _check_layer_keys(p, f"datasets.{name}.", block or {}, cls.params)
         run.update(layer_run)
         cfg.update(raw)
         cfg.update(per_dataset.get(dataset, {}) or {})
     return cfg, run
 
 
-def load_config_file(path: str | os.PathLike, dataset: str) -> dict:
+def load_config_file(path: str | os.PathLike, dataset: str, method: str | None = None) -> dict:
     """The method config of :func:`load_config` (run settings dropped)."""
-    return load_config(path, dataset)[0]
+    return load_config(path, dataset, method)[0]
+
+
+def presets_of(method: str) -> list[str]:
+    """Preset names of a method: ``paper`` for ``METHOD.yaml``, ``P`` for ``METHOD-P.yaml``.
+
+    A file belongs to the longest registered method name it starts with, so ``cca-itq-fast``
+    is preset ``fast`` of ``cca-itq``, not a preset of some method ``cca``.
+    """
+    from crossmodal.methods import available_methods
+
+    names = available_methods()
+    out = ["paper"] if (CONFIG_DIR / f"{method}.yaml").is_file() else []
+    for f in sorted(CONFIG_DIR.glob(f"{method}-*.yaml")):
+        owner, preset = split_preset(f.stem, names)
+        if owner == method and preset != "paper":
+            out.append(preset)
+    return out
+
+
+def split_preset(stem: str, names: list[str] | None = None) -> tuple[str, str]:
+    """``"cca-itq-fast"`` -> ``("cca-itq", "fast")``; ``"ugach"`` -> ``("ugach", "paper")``."""
+    from crossmodal.methods import available_methods
+
+    names = names if names is not None else available_methods()
+    owners = [m for m in names if f"{stem}-".startswith(f"{m}-")]
+    if not owners:
+        return stem, "paper"
+    name = max(owners, key=len)
+    return name, stem[len(name) + 1:] or "paper"
 
 
 def preset_path(method: str, preset: str | None = None) -> Path:
@@ -112,9 +168,7 @@ def preset_path(method: str, preset: str | None = None) -> Path:
     or ``METHOD-PRESET.yaml``."""
     p = CONFIG_DIR / (f"{method}.yaml" if preset in (None, "paper") else f"{method}-{preset}.yaml")
     if not p.is_file():
-        known = ["paper"] * (CONFIG_DIR / f"{method}.yaml").is_file() + sorted(
-            f.stem.split("-", 1)[1] for f in CONFIG_DIR.glob(f"{method}-*.yaml") if f.stem.split("-", 1)[0] == method)
-        raise ConfigError(f"no preset {preset!r} for {method}; known: {', '.join(known) or 'none'}")
+        raise ConfigError(f"no preset {preset!r} for {method}; known: {', '.join(presets_of(method)) or 'none'}")
     return p
 
 
@@ -154,16 +208,19 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
               data_root: str | None = None, dataset_params: dict | None = None, out: str | os.PathLike = "runs",
               tracker: str = "jsonl", resume: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
               ks=(100,), directions: tuple[str, ...] | None = None, label: str | None = None,
-              group: str | None = None, log_artifact: bool = False, log=print) -> Path:
+              group: str | None = None, log_artifact: bool = False, log=print,
+              database_codes: str = "per-modality") -> Path:
     """Train ``method`` on ``dataset`` at ``bits``, evaluate, and return the run folder.
 
     The folder is new under ``out`` unless ``run_dir`` names it (sweeps) or ``resume`` points at
     an interrupted run. ``label`` names the configuration in tables (default: the method);
-    ``group`` groups runs in wandb; ``log_artifact`` uploads the model and database codes.
+    ``group`` groups runs in wandb; ``log_artifact`` uploads the model and database codes;
+    ``database_codes`` is the evaluation's database-coding convention (per-modality or unified).
     """
     bits = check_bits(bits)
     cls = get_method(method)
     hasher = cls(bits, seed=seed, **dict(config or {}))  # validates the config before anything is written
+    check_database_codes(hasher, database_codes)
     ds = get_dataset(dataset, root=data_root, seed=seed, **(dataset_params or {}))
     directions = tuple(directions or default_directions(hasher, ds))
     if resume:
@@ -171,7 +228,7 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
         if not (run_dir / "run.json").is_file():
             raise CrossmodalError(f"{run_dir}: not a run folder (no run.json); nothing to resume")
         prev = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-        if prev["method"] != cls.name or prev["bits"] != bits:
+        if prev["method"] != method_key(cls) or prev["bits"] != bits:
             raise CrossmodalError(f"{run_dir}: that run trained {prev['method']} at {prev['bits']} bits; "
                                   "resume it with the same method and --bits")
     elif run_dir is not None:
@@ -181,11 +238,11 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
         run_dir = new_run_dir(out, f"{label or cls.name}-{ds.name}-{bits}b-s{seed}")
     label = label or cls.name
     spec = {
-        "method": cls.name, "label": label, "bits": bits, "seed": seed, "config": hasher.config,
+        "method": method_key(cls), "label": label, "bits": bits, "seed": seed, "config": hasher.config,
         "dataset": {"name": dataset, "root": str(Path(data_root).resolve()) if data_root else None,
                     "params": dataset_params or {}},
         "split_hash": ds.split.hash, "split_protocol": ds.split.protocol,
-        "evaluation": {"ks": list(ks), "directions": list(directions)},
+        "evaluation": {"ks": list(ks), "directions": list(directions), "database_codes": database_codes},
         "group": group, "environment": environment(),
     }
     (run_dir / "run.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
@@ -201,7 +258,7 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
         for modality in hasher.modalities:
             codes = hasher.encode_image(db.image) if modality == "image" else hasher.encode_text(db.text_dense())
             HammingIndex(bits).add(codes).save(run_dir / f"index-{modality}.npz")
-        report = write_report(hasher, ds, run_dir, ks=ks, directions=directions)
+        report = write_report(hasher, ds, run_dir, ks=ks, directions=directions, database_codes=database_codes)
         names = report.metric_names()
         tr.table("results", ["direction"] + names, [[d] + [r[n] for n in names] for d, r in report.results.items()])
         tr.image("pr_curve", run_dir / "pr.png")
@@ -223,15 +280,16 @@ def rerun(run_dir: str | os.PathLike, out: str | os.PathLike = "runs", tracker: 
     new = train_run(spec["method"], d["name"], spec["bits"], seed=spec["seed"], config=spec["config"],
                     data_root=d.get("root"), dataset_params=d.get("params"), out=out, tracker=tracker,
                     ks=tuple(ev.get("ks", (100,))), directions=tuple(ev.get("directions", ())) or None,
-                    label=spec.get("label"), group=spec.get("group"), log=log)
+                    label=spec.get("label"), group=spec.get("group"), log=log,
+                    database_codes=ev.get("database_codes", "per-modality"))
     now = json.loads((new / "run.json").read_text(encoding="utf-8"))
     if now["split_hash"] != spec["split_hash"]:
         log(f"warning: the split hash changed ({spec['split_hash']} -> {now['split_hash']}); the data is not the same")
     return new
 
 
-def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i")):
-    report = evaluate(hasher, ds, directions=directions, ks=ks)
+def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i"), database_codes="per-modality"):
+    report = evaluate(hasher, ds, directions=directions, ks=ks, database_codes=database_codes)
     report.save_json(run_dir / "report.json")
     (run_dir / "report.md").write_text(report.to_markdown(), encoding="utf-8")
     report.plot_pr(run_dir / "pr.png")

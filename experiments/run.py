@@ -36,7 +36,7 @@ import yaml
 from crossmodal.errors import ConfigError, CrossmodalError
 
 SWEEP_KEYS = {"name", "description", "datasets", "methods", "bits", "seeds", "ks", "directions", "tracker", "log_artifact", "out"}
-METHOD_KEYS = {"method", "label", "preset", "config", "overrides"}
+METHOD_KEYS = {"method", "label", "preset", "config", "overrides", "database_codes"}
 
 
 def load_sweep(path: str | Path) -> dict:
@@ -83,7 +83,7 @@ def method_config(entry: dict, dataset: str) -> tuple[dict, dict]:
             if entry.get("preset"):
                 raise
     if path is not None:
-        cfg, run = load_config(path, dataset)
+        cfg, run = load_config(path, dataset, method)
     over = entry.get("overrides") or {}
     cfg.update(parse_overrides(over) if isinstance(over, list) else over)
     return cfg, run
@@ -153,7 +153,8 @@ def run_sweep(path: str | Path, data_root: str | None = None, out: str | Path | 
                       resume=resume, run_dir=None if resume else run_dir,
                       ks=tuple(sw.get("ks") or run.get("ks") or (100,)), directions=tuple(sw.get("directions") or ()) or None,
                       label=p["label"], group=sw["name"],
-                      log_artifact=bool(sw.get("log_artifact", run.get("log_artifact", False))), log=lambda *a: None)
+                      log_artifact=bool(sw.get("log_artifact", run.get("log_artifact", False))), log=lambda *a: None,
+                      database_codes=p["method"].get("database_codes") or run.get("database_codes", "per-modality"))
             counts["done"] += 1
         except Exception as exc:  # a failing run is recorded and the sweep goes on
             run_dir.mkdir(parents=True, exist_ok=True)

@@ -10,12 +10,10 @@ only, no pickle); ``load_hasher(dir)`` reads any method back.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -23,50 +21,16 @@ from crossmodal import __version__
 from crossmodal.data.core import PairedData, _as_2d_float
 from crossmodal.errors import ConfigError, DataError
 from crossmodal.retrieval.codes import check_bits, pack, sign_bits
+from crossmodal.methods.params import Param, params_from_defaults, resolve_params
 from crossmodal.retrieval.metrics import evaluate_codes
 
 HASHER_FORMAT = 1
 
 
-def resolve_config(defaults: dict, given: dict, where: str) -> dict:
-    """Merge ``given`` over ``defaults``; unknown keys raise, naming the closest valid key.
-
-    Values are coerced to the type of the default (ints stay ints, floats accept ints).
-    """
-    out = dict(defaults)
-    for key, value in given.items():
-        if key not in defaults:
-            close = difflib.get_close_matches(key, list(defaults), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{where}: unknown config key {key!r}{hint} valid keys: {', '.join(sorted(defaults))}")
-        out[key] = _coerce(key, value, defaults[key], where)
-    return out
-
-
-def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
-    if default is None or value is None:
-        return value
-    try:
-        if isinstance(default, bool):
-            if isinstance(value, str):
-                if value.lower() in ("true", "yes", "1", "on"):
-                    return True
-                if value.lower() in ("false", "no", "0", "off"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if isinstance(default, int) and not isinstance(default, bool):
-            f = float(value)
-            if f != int(f):
-                raise ValueError(value)
-            return int(f)
-        if isinstance(default, float):
-            return float(value)
-        if isinstance(default, (list, tuple)):
-            return list(value) if not isinstance(value, str) else [v.strip() for v in value.split(",")]
-        return type(default)(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: {key}={value!r} is not a valid {type(default).__name__}") from None
+def resolve_config(defaults: dict, given: dict, where: str, params: tuple | None = None) -> dict:
+    """Merge ``given`` over ``defaults``; each value converted to its declared type and
+    checked (:mod:`crossmodal.methods.params`); unknown keys raise, naming the closest valid key."""
+    return resolve_params(params if params is not None else params_from_defaults(defaults), given, where)
 
 
 @dataclass
@@ -106,22 +70,48 @@ class ValidationSet:
 class Hasher:
     """Base class of cross-modal hashers.
 
-    Subclasses set ``name`` and ``defaults``, implement ``_fit``, ``_project(modality, X)``
-    (real-valued outputs whose sign gives the bits, shape (N, bits)), ``_get_state`` and
-    ``_set_state`` (dicts of NumPy arrays).
+    Subclasses set ``name`` and ``params`` (a tuple of :class:`~crossmodal.methods.params.Param`;
+    ``defaults`` is derived from it), implement ``_fit``, ``_project(modality, X)``
+    (real-valued outputs whose sign gives the bits, ``(N, bits)`` float), ``_get_state`` and
+    ``_set_state`` (dicts of NumPy arrays). Register them with
+    :func:`crossmodal.methods.register_method`.
+
+    Class attributes the base acts on: ``modalities``; ``text_optional`` (on image-only data
+    hash images only); ``uses_labels`` (supervised); ``unified_codes`` (the method can code a
+    database *pair* from both modalities: ``_project_pair(Xi, Xt)``, used by the ``unified``
+    database-coding convention of CMFH/LSSH/FSH-style papers).
     """
 
     name = "hasher"
+    params: tuple = ()
     defaults: dict = {}
     modalities = ("image", "text")
-    text_optional = False  # True: on image-only data the hasher hashes images only
+    text_optional = False
+    uses_labels = False
+    unified_codes = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "params" in cls.__dict__:
+            cls.defaults = {p.name: p.default for p in cls.params}
+        elif "defaults" in cls.__dict__:
+            cls.params = params_from_defaults(cls.defaults)
 
     def __init__(self, bits: int, seed: int = 0, **config):
         self.bits = check_bits(bits)
         self.seed = int(seed)
-        self.config = resolve_config(self.defaults, config, f"method {self.name}")
+        self.config = resolve_config(self.defaults, config, f"method {self.name}", self.params)
         self.dims: dict[str, int] = {}
         self.history: list[dict] = []
+
+    def __repr__(self) -> str:
+        changed = [f"{k}={v!r}" for k, v in self.config.items() if self.defaults.get(k) != v]
+        return f"{type(self).__name__}({', '.join([f'bits={self.bits}', *changed])})"
+
+    @property
+    def model_selection(self) -> str:
+        """How the kept model was chosen, as reports state it (methods with epochs override)."""
+        return "none (closed-form or fixed iterations)"
 
     # -- training ------------------------------------------------------------------------
     def fit(self, train: PairedData, valid: ValidationSet | None = None, tracker=None) -> "Hasher":
@@ -172,6 +162,19 @@ class Hasher:
     def encode_text(self, X) -> np.ndarray:
         return self.encode("text", X)
 
+    def encode_pair(self, image, text) -> np.ndarray:
+        """Packed codes ``(N, ceil(bits/8))`` uint8 of N image-text *pairs*, each coded from both
+        of its modalities (the ``unified`` database convention); only where ``unified_codes``."""
+        if not self.unified_codes:
+            raise DataError(f"{self.name}: has no unified (pair) codes; use database_codes=per-modality")
+        Xi, Xt = self._check_input("image", image), self._check_input("text", text)
+        if len(Xi) != len(Xt):
+            raise DataError(f"encode_pair: {len(Xi)} images but {len(Xt)} texts; pairs need equal counts")
+        return pack(sign_bits(self._project_pair(Xi, Xt)))
+
+    def _project_pair(self, Xi: np.ndarray, Xt: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
     def _project(self, modality: str, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -184,12 +187,14 @@ class Hasher:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``hasher.json`` and ``state.npz`` into ``directory`` (created; files replaced atomically)."""
+        from crossmodal.methods import method_key
+
         if not self.fitted:
             raise DataError(f"{self.name}: nothing to save, the model is not fitted")
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         header = {
-            "format": HASHER_FORMAT, "crossmodal": __version__, "method": self.name, "bits": self.bits,
+            "format": HASHER_FORMAT, "crossmodal": __version__, "method": method_key(type(self)), "bits": self.bits,
             "seed": self.seed, "config": self.config, "dims": self.dims,
         }
         tmp = d / "state.npz.tmp"
@@ -218,7 +223,7 @@ def load_hasher(directory: str | os.PathLike) -> Hasher:
         raise DataError(f"{d / 'hasher.json'}: damaged ({exc})") from None
     if header.get("format") != HASHER_FORMAT:
         raise DataError(f"{d}: model format {header.get('format')} is not readable by crossmodal {__version__}")
-    cls = get_method(header["method"])
+    cls = get_method(header["method"], trusted=False)
     h = cls(header["bits"], seed=header["seed"], **header["config"])
     h.dims = {k: int(v) for k, v in header["dims"].items()}
     if h.text_optional and not h.dims.get("text"):

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import linalg
 
 from crossmodal.data.core import PairedData
+from crossmodal.methods import register_method
 from crossmodal.methods.base import Hasher
 
 
@@ -41,6 +42,7 @@ class LinearHasher(Hasher):
         self.state = dict(state)
 
 
+@register_method
 class LSH(LinearHasher):
     """Random-projection hashing per modality (chance-level cross-modal baseline). On
     image-only data it hashes the images only (the I→I LSH baseline)."""
@@ -95,6 +97,7 @@ def itq_rotation(V: np.ndarray, n_iter: int = 50, rng=None) -> np.ndarray:
     return R
 
 
+@register_method
 class CCAITQ(LinearHasher):
     """CCA to a common space, then an ITQ rotation shared by both modalities."""
 

@@ -54,6 +54,7 @@ from crossmodal.data.core import PairedData
 from crossmodal.engine import resolve_device
 from crossmodal.errors import ConfigError
 from crossmodal.graph import correlation_graph
+from crossmodal.methods import register_method
 from crossmodal.methods.base import Hasher
 from crossmodal.nets import CrossModalNet, pairwise_sq_dist, sq_dist
 from crossmodal.training import EpochTrainer
@@ -72,6 +73,7 @@ def sample_from_scores(scores: torch.Tensor, n: int, generator=None) -> torch.Te
 DIRECTIONS = (("i2t", "image"), ("t2i", "text"))
 
 
+@register_method
 class UGACH(EpochTrainer, Hasher):
     """Unsupervised generative adversarial cross-modal hashing; see the module docstring."""
 

@@ -71,7 +71,10 @@ class Report:
         ]
         for d, r in self.results.items():
             lines.append(f"| {LABELS.get(d, d)} | " + " | ".join(f"{r[n]:.4f}" for n in names) + " |")
-        lines += ["", "Conventions: " + "; ".join(f"{k}: {v}" for k, v in CONVENTIONS.items()) + "."]
+        conv = {**CONVENTIONS, "database codes": m.get("database_codes") or "per-modality"}
+        if m.get("model_selection"):
+            conv["model selection"] = m["model_selection"]
+        lines += ["", "Conventions: " + "; ".join(f"{k}: {v}" for k, v in conv.items()) + "."]
         return "\n".join(lines) + "\n"
 
     def plot_pr(self, path: str | os.PathLike) -> Path:
@@ -100,21 +103,48 @@ def encode_part(hasher, data, modality: str) -> np.ndarray:
     return hasher.encode_image(data.image) if modality == "image" else hasher.encode_text(data.text_dense())
 
 
+DATABASE_CODES = ("per-modality", "unified")
+
+
+def check_database_codes(hasher, database_codes: str) -> str:
+    """Validate the database-coding convention for ``hasher``: ``per-modality`` (each database
+    item coded from its own features, out of sample) or ``unified`` (one code per database pair
+    from both modalities, as CMFH/LSSH/FSH papers evaluate)."""
+    if database_codes not in DATABASE_CODES:
+        raise DataError(f"database_codes must be one of {', '.join(DATABASE_CODES)}, got {database_codes!r}")
+    if database_codes == "unified" and not getattr(hasher, "unified_codes", False):
+        raise DataError(f"{hasher.name} cannot code a pair from both modalities; database_codes=unified needs a "
+                        "method with unified codes (e.g. cmfh, lssh, fsh)")
+    return database_codes
+
+
 def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = "retrieved",
-             query_part: str = "query", database_part: str = "database") -> Report:
-    """Evaluate a fitted hasher on a :class:`~crossmodal.data.core.Dataset`'s split."""
+             query_part: str = "query", database_part: str = "database",
+             database_codes: str = "per-modality") -> Report:
+    """Evaluate a fitted hasher on a :class:`~crossmodal.data.core.Dataset`'s split.
+
+    ``database_codes="unified"`` codes every database pair once from both modalities (both
+    cross-modal directions then search the same codes); queries are always coded from their
+    own modality.
+    """
     for d in directions:
         if d not in DIRECTIONS:
             raise DataError(f"unknown direction {d!r}; use {', '.join(DIRECTIONS)}")
+    check_database_codes(hasher, database_codes)
     if dataset.data.labels is None:
         raise DataError(f"{dataset.name}: evaluation needs labels; this dataset has none")
     q, db = dataset.part(query_part), dataset.part(database_part)
     codes: dict = {}
 
     def get(part, data, modality):
+        if part == "db" and database_codes == "unified":
+            modality = "pair"
         key = (part, modality)
         if key not in codes:
-            codes[key] = encode_part(hasher, data, modality)
+            if modality == "pair":
+                codes[key] = hasher.encode_pair(data.image, data.text_dense())
+            else:
+                codes[key] = encode_part(hasher, data, modality)
         return codes[key]
 
     results = {}
@@ -132,7 +162,77 @@ def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = 
         "n_database": db.n,
         "ks": list(ks),
         "norm": norm,
+        "database_codes": database_codes,
+        "model_selection": getattr(hasher, "model_selection", None),
         "version": __version__,
         "commit": git_commit(),
     }
     return Report(results=results, meta=meta)
+
+
+PUBLISHED = (
+    # (row name, metric key, k, norm, no-relevant queries counted?)
+    ("mAP@all", "mAP@all", None, "retrieved", True),
+    ("mAP@all, no-relevant queries left out", "mAP@all", None, "retrieved", False),
+    ("mAP@50 ÷ relevant in top 50", "mAP@50", 50, "retrieved", True),
+    ("mAP@50 ÷ relevant in top 50, no-relevant left out", "mAP@50", 50, "retrieved", False),
+    ("mAP@50 ÷ min(R, 50)", "mAP@50", 50, "min", True),
+    ("mAP@50 ÷ min(R, 50), no-relevant left out", "mAP@50", 50, "min", False),
+)
+
+PUBLISHED_NOTES = {
+    "mAP@all": "AP over the whole ranking; a query with no relevant item scores 0 and is counted "
+               "(crossmodal's default; UGACH's tables)",
+    "no-relevant left out": "queries with no relevant database item are dropped from the mean "
+                            "(UCCH's evaluation code)",
+    "÷ relevant in top 50": "mAP@50 normalised by the relevant items retrieved in the top 50 "
+                            "(DJSRH/JDSH-era tables)",
+    "÷ min(R, 50)": "mAP@50 normalised by min(R, 50), R = relevant items in the database",
+    "per-modality": "each database item coded from its own modality's features (out of sample)",
+    "unified": "one code per database pair from both modalities (CMFH/LSSH/FSH papers)",
+}
+
+
+def relevant_query_mask(q_labels, db_labels, chunk: int = 1024) -> np.ndarray:
+    """``(Nq,)`` bool: the query shares a label with at least one database item."""
+    dl = np.asarray(db_labels, dtype=np.float32)
+    ql = np.asarray(q_labels, dtype=np.float32)
+    present = (dl.sum(0) > 0).astype(np.float32)
+    return np.concatenate([(ql[s:s + chunk] @ present) > 0 for s in range(0, len(ql), chunk)]) if len(ql) else \
+        np.zeros(0, bool)
+
+
+def published_conventions(hasher, dataset, directions=("i2t", "t2i")) -> dict:
+    """One run under every published convention, side by side.
+
+    Returns ``{"rows": [(row name, database_codes, {direction: value})], "notes": {...}}``:
+    mAP@all and mAP@50 (both normalisations), each with queries that have no relevant item
+    counted as 0 or left out, for each database-coding convention the hasher supports.
+    A query with no relevant item scores 0 under every metric, so leaving it out multiplies
+    the mean by ``Nq / Nq_relevant``.
+    """
+    q = dataset.part("query")
+    db = dataset.part("database")
+    conventions = ["per-modality"] + (["unified"] if getattr(hasher, "unified_codes", False) else [])
+    has_rel = relevant_query_mask(q.labels, db.labels)
+    scale = len(has_rel) / max(int(has_rel.sum()), 1)
+    rows = []
+    for conv in conventions:
+        by_norm = {norm: evaluate(hasher, dataset, directions=directions, ks=(50,), norm=norm,
+                                  database_codes=conv).results
+                   for norm in ("retrieved", "min")}
+        for name, key, _k, norm, counted in PUBLISHED:
+            vals = {d: by_norm[norm][d][key] * (1.0 if counted else scale) for d in directions}
+            rows.append((name, conv, vals))
+    return {"rows": rows, "notes": PUBLISHED_NOTES, "n_query": q.n, "n_query_relevant": int(has_rel.sum())}
+
+
+def published_markdown(table: dict, directions=("i2t", "t2i")) -> str:
+    lines = ["| convention | database codes | " + " | ".join(LABELS[d] for d in directions) + " |",
+             "|---|---|" + "---:|" * len(directions)]
+    for name, conv, vals in table["rows"]:
+        lines.append(f"| {name} | {conv} | " + " | ".join(f"{vals[d]:.4f}" for d in directions) + " |")
+    lines.append("")
+    lines.append(f"{table['n_query_relevant']} of {table['n_query']} queries have a relevant database item.")
+    lines += [f"- *{k}*: {v}" for k, v in table["notes"].items()]
+    return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ Classic (:mod:`.classic`): PCA-H, ITQ, spectral hashing; LSH is the shared
 :class:`~crossmodal.methods.baselines.LSH`.
 """
 
+from crossmodal.methods import register_method
 from crossmodal.methods.unimodal.base import DeepImageHasher, ImageHasher
 from crossmodal.methods.unimodal.classic import ITQ, PCAH, SH
 from crossmodal.methods.unimodal.distillhash import DistillHash
@@ -14,6 +15,8 @@ from crossmodal.methods.unimodal.dsg import DSG
 from crossmodal.methods.unimodal.urph import URPH, URPHIndex
 
 IMAGE_METHODS = (PCAH, ITQ, SH, DistillHash, DSG, DMUH, URPH)
+for _cls in IMAGE_METHODS:
+    register_method(_cls)
 
 __all__ = ["ImageHasher", "DeepImageHasher", "PCAH", "ITQ", "SH", "DistillHash", "DSG", "DMUH", "URPH", "URPHIndex",
            "IMAGE_METHODS"]

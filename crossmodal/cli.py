@@ -123,6 +123,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "(mAP@all / mAP@50 both normalisations, no-relevant queries counted / left out, "
                         "database coding) and write nothing")
 
+    p = sub.add_parser("import-codes", help="turn codes made by another repository into a run folder",
+                       description="Read external codes (±1 or 0/1, .npy or .mat, one file per part and "
+                                   "modality, rows in the order of the dataset's query / database parts), check "
+                                   "them, and write a run folder that evaluate and report treat like any other.")
+    p.add_argument("--dataset", required=True, help="the dataset the codes were computed on")
+    p.add_argument("--data-root", default=None, help="folder with the dataset's files")
+    p.add_argument("--bits", type=int, required=True, help="code length of the files")
+    p.add_argument("--name", required=True, help="label of the imported method in tables, e.g. djsrh-official")
+    p.add_argument("--seed", type=int, default=0, help="seed of the dataset's split (default 0)")
+    p.add_argument("--out", default="runs", help="folder that receives the new run folder (default ./runs)")
+    for part in ("query", "database"):
+        for modality in ("image", "text"):
+            p.add_argument(f"--{part}-{modality}", default=None, metavar="FILE",
+                           help=f"{part} {modality} codes (.npy, .mat or FILE.mat:VAR)")
+
     p = sub.add_parser("methods", help="list the methods, or describe one (config keys, defaults, presets)",
                        description="Every method from the registry: built-ins, @register_method classes of "
                                    "modules given with --import, and installed packages' crossmodal.methods "
@@ -301,6 +316,18 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_import_codes(args) -> int:
+    from crossmodal.external import import_codes
+
+    files = {(part, m): getattr(args, f"{part}_{m}") for part in ("query", "database") for m in ("image", "text")
+             if getattr(args, f"{part}_{m}")}
+    run = import_codes(files, args.dataset, args.bits, args.name, data_root=args.data_root, seed=args.seed,
+                       out=args.out)
+    print((run / "report.md").read_text())
+    print(f"run folder: {run}")
+    return 0
+
+
 def cmd_methods(args) -> int:
     from crossmodal.methods import available_methods, describe_method, get_method, method_key
 
@@ -352,7 +379,7 @@ def cmd_report(args) -> int:
     return 0
 
 
-COMMANDS = {"methods": cmd_methods, "sweep": cmd_sweep, "report": cmd_report, "demo": cmd_demo, "datasets": cmd_datasets, "train": cmd_train, "evaluate": cmd_evaluate, "query": cmd_query}
+COMMANDS = {"import-codes": cmd_import_codes, "methods": cmd_methods, "sweep": cmd_sweep, "report": cmd_report, "demo": cmd_demo, "datasets": cmd_datasets, "train": cmd_train, "evaluate": cmd_evaluate, "query": cmd_query}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,6 +76,8 @@ def _config_layers(path: str | os.PathLike, seen: tuple = ()) -> list[tuple[Path
         raise ConfigError(f"{p}: circular base: chain")
     raw = _read_yaml(p)
     base = raw.pop("base", None)
+    if base and not (p.parent / base).is_file() and (CONFIG_DIR / base).is_file():
+        base = CONFIG_DIR / base  # a user's config may build on the shipped base.yaml
     layers = _config_layers(p.parent / base, seen + (p.resolve(),)) if base else []
     return layers + [(p, raw)]
 

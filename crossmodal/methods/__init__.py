@@ -147,7 +147,8 @@ def get_method(name: str, trusted: bool = True) -> type[Hasher]:
     close = difflib.get_close_matches(key, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ConfigError(f"unknown method {name!r}{hint} known: {', '.join(known)} "
-                      "(or module.path:ClassName, or a package's crossmodal.methods entry point)")
+                      "(or module.path:ClassName, `crossmodal --import MODULE` for a module that registers "
+                      "methods, or a package's crossmodal.methods entry point)")
 
 
 def method_key(cls: type[Hasher]) -> str:
@@ -156,9 +157,9 @@ def method_key(cls: type[Hasher]) -> str:
     _load_builtins()
     if _REGISTRY.get(key) is cls:
         return key
-    eps = _entry_points()
-    if key in eps and eps[key].value.replace(" ", "") == _qualified(cls):
-        return key
+    for name, ep in _entry_points().items():
+        if ep.value.replace(" ", "") == _qualified(cls):
+            return name
     return _qualified(cls)
 
 

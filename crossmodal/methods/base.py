@@ -194,7 +194,8 @@ class Hasher:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         header = {
-            "format": HASHER_FORMAT, "crossmodal": __version__, "method": method_key(type(self)), "bits": self.bits,
+            "format": HASHER_FORMAT, "crossmodal": __version__, "method": method_key(type(self)),
+            "class": f"{type(self).__module__}:{type(self).__qualname__}", "bits": self.bits,
             "seed": self.seed, "config": self.config, "dims": self.dims,
         }
         tmp = d / "state.npz.tmp"
@@ -223,7 +224,14 @@ def load_hasher(directory: str | os.PathLike) -> Hasher:
         raise DataError(f"{d / 'hasher.json'}: damaged ({exc})") from None
     if header.get("format") != HASHER_FORMAT:
         raise DataError(f"{d}: model format {header.get('format')} is not readable by crossmodal {__version__}")
-    cls = get_method(header["method"], trusted=False)
+    try:
+        cls = get_method(header["method"], trusted=False)
+    except ConfigError:
+        where = header.get("class", "").partition(":")[0]
+        if not where or where.startswith("crossmodal."):
+            raise
+        raise ConfigError(f"{d}: the model's method {header['method']!r} comes from your module {where!r}; a saved "
+                          f"model never imports code by itself: run `crossmodal --import {where} ...`") from None
     h = cls(header["bits"], seed=header["seed"], **header["config"])
     h.dims = {k: int(v) for k, v in header["dims"].items()}
     if h.text_optional and not h.dims.get("text"):

@@ -22,6 +22,7 @@ from scipy import linalg
 from crossmodal.data.core import PairedData
 from crossmodal.methods import register_method
 from crossmodal.methods.base import Hasher
+from crossmodal.methods.params import Param, Range
 
 
 def _center(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +49,7 @@ class LSH(LinearHasher):
     image-only data it hashes the images only (the I→I LSH baseline)."""
 
     name = "lsh"
-    defaults = {}
+    params = ()
     text_optional = True
 
     def _fit(self, train: PairedData, valid, tracker) -> None:
@@ -102,7 +103,12 @@ class CCAITQ(LinearHasher):
     """CCA to a common space, then an ITQ rotation shared by both modalities."""
 
     name = "cca-itq"
-    defaults = {"reg": 1e-4, "itq_iters": 50, "corr_power": 1.0}
+    params = (
+        Param("reg", 1e-4, float, Range(0, None), "ridge added to each covariance, relative to its mean variance"),
+        Param("itq_iters", 50, int, Range(0, None), "ITQ rotation iterations"),
+        Param("corr_power", 1.0, float, Range(0, None),
+              "scale each CCA direction by corr**corr_power (0: unscaled, 1: by its canonical correlation)"),
+    )
 
     def _fit(self, train: PairedData, valid, tracker) -> None:
         rng = np.random.default_rng(self.seed)

@@ -136,12 +136,16 @@ def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = 
     q, db = dataset.part(query_part), dataset.part(database_part)
     codes: dict = {}
 
+    stored = getattr(hasher, "stored_codes", None)  # imported codes (crossmodal.external)
+
     def get(part, data, modality):
         if part == "db" and database_codes == "unified":
             modality = "pair"
         key = (part, modality)
         if key not in codes:
-            if modality == "pair":
+            if stored is not None:
+                codes[key] = stored(query_part if part == "q" else database_part, modality)
+            elif modality == "pair":
                 codes[key] = hasher.encode_pair(data.image, data.text_dense())
             else:
                 codes[key] = encode_part(hasher, data, modality)

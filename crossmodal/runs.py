@@ -25,7 +25,7 @@ import yaml
 
 from crossmodal import __version__
 from crossmodal.data import get_dataset
-from crossmodal.engine import atomic_write_bytes, atomic_write_json, atomic_write_text, new_run_dir, seed_everything
+from crossmodal.engine import _pid_alive, atomic_write_bytes, atomic_write_json, atomic_write_text, new_run_dir, seed_everything
 from crossmodal.errors import ConfigError, CrossmodalError, DataError
 from crossmodal.features import embed_query, featurizer_from_dict
 from crossmodal.methods import ValidationSet, get_method, load_hasher
@@ -414,7 +414,11 @@ def evaluate_run(run_dir: str | os.PathLike, ks=(100,), directions=("i2t", "t2i"
         report.meta["data_fingerprint"] = spec["data_fingerprint"]
     evals = run_dir / "evaluations"
     evals.mkdir(exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".eval-partial-", dir=evals))
+    for old in evals.glob(".eval-partial-*"):  # left by a killed evaluation: its process is gone
+        m = re.match(r"\.eval-partial-(\d+)-", old.name)
+        if m and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(old, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".eval-partial-{os.getpid()}-", dir=evals))
     try:
         atomic_write_text(tmp / "report.md", report.to_markdown())
         report.plot_pr(tmp / "pr.png")

@@ -199,8 +199,12 @@ def test_rejected_resume_changes_nothing(cca_run, capsys, change):
 
 def test_evaluate_writes_numbered_evaluations_and_report_reads_the_original(cca_run, capsys, tmp_path):
     before = snapshot(cca_run)
+    killed = cca_run / "evaluations" / ".eval-partial-999999999-x"  # a killed evaluation's leftovers
+    killed.mkdir(parents=True)
+    (killed / "report.md").write_text("half")
     code, out, _ = cli(capsys, "evaluate", cca_run, "-k", "50")
     assert code == 0 and "mAP@50" in out and "eval-0001" in out
+    assert not killed.exists()
     assert cli(capsys, "evaluate", cca_run, "-k", "20")[0] == 0
     after = snapshot(cca_run)
     assert {k: v for k, v in after.items() if not k.startswith("evaluations/")} == before
@@ -621,3 +625,13 @@ def test_report_into_a_closed_pipe(cca_run, tmp_path, capsys, monkeypatch):
     assert code != 0
     one_error_line(err, "pipe closed")
     assert (tmp_path / "rep" / "table.md").read_text().startswith("###")
+
+
+def test_report_skips_a_damaged_report_json(cca_run, tmp_path, capsys):
+    shutil.copytree(cca_run, tmp_path / "runs" / "good")
+    shutil.copytree(cca_run, tmp_path / "runs" / "cut")
+    rep = tmp_path / "runs" / "cut" / "report.json"
+    rep.write_bytes(rep.read_bytes()[: rep.stat().st_size // 2])  # what a full disk did before atomic writes
+    code, out, err = cli(capsys, "report", tmp_path / "runs", "--out", tmp_path / "rep", "--no-plots")
+    assert code == 0 and "1 runs" in out
+    assert "Traceback" not in err and "cut: skipped, damaged run.json or report.json" in err

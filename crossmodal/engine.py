@@ -155,11 +155,18 @@ _ND = "__ndarray__"
 _NDS = "__ndarray_list__"
 
 
-def to_safe(obj):
+def to_safe(obj, where: str = "state"):
     """``obj`` with NumPy arrays as tensors and NumPy scalars as Python numbers, so that
-    ``torch.load(weights_only=True)`` reads it back (tensors and plain containers only)."""
+    ``torch.load(weights_only=True)`` reads it back (tensors and plain containers only).
+    Anything else (a NumPy Generator, a custom object) is a ``TypeError`` naming its key, at
+    save time rather than as an unreadable checkpoint at resume time."""
     import torch
 
+    if isinstance(obj, np.generic):  # before float: np.float64 is a float subclass that pickles as NumPy
+        return obj.item()
+    if isinstance(obj, (torch.Tensor, str, bytes, int, float, bool, type(None), torch.dtype, torch.device,
+                        torch.Size)):
+        return obj
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind in "biuf" and obj.dtype.itemsize <= 8:
             return {_ND: torch.from_numpy(np.ascontiguousarray(obj).copy())}
@@ -167,10 +174,11 @@ def to_safe(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, dict):
-        return {k: to_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_safe(v) for v in obj)
-    return obj
+        return {k: to_safe(v, f"{where}.{k}") for k, v in obj.items()}
+    if type(obj) in (list, tuple):
+        return type(obj)(to_safe(v, f"{where}[{i}]") for i, v in enumerate(obj))
+    raise TypeError(f"checkpoint {where}: a {type(obj).__name__} cannot be saved safely; store tensors, NumPy "
+                    "arrays, numbers, strings and lists/dicts of them (e.g. a generator's get_state())")
 
 
 def from_safe(obj):

@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -494,6 +495,9 @@ def query_run(run_dir: str | os.PathLike, text: str | None = None, image: str | 
     target = target or ("image" if modality == "text" else "text")
     index = HammingIndex.load(run_dir / f"index-{target}.npz",
                               expect={"model": model_identity(run_dir / "model"), "modality": target})
+    if not index.meta:
+        print(f"crossmodal: warning: {run_dir / f'index-{target}.npz'} records no model identity (an older "
+              "crossmodal wrote it); it cannot be checked against this run's model", file=sys.stderr)
     if index.ntotal != len(ds.split.database):
         raise DataError(f"{run_dir / f'index-{target}.npz'}: {index.ntotal} codes but the database has "
                         f"{len(ds.split.database)} items; the index belongs to another run")

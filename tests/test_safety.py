@@ -350,6 +350,26 @@ def test_lock_refuses_a_second_process_and_takes_over_a_stale_one(ugach_run, tmp
     assert (run / "report.json").is_file() and not (run / ".lock").exists()
 
 
+def test_checkpoint_state_round_trip_and_refusal(tmp_path):
+    import torch
+
+    from crossmodal.engine import Checkpointer
+
+    state = {"prep": {"mean": np.arange(3, dtype=np.float32), "names": np.array(["a", "b"])},
+             "gen": torch.Generator().manual_seed(1).get_state(), "score": np.float64(0.25),
+             "betas": (0.9, 0.999), "history": [{"epoch": 1, "loss": 0.5}]}
+    ck = Checkpointer(tmp_path)
+    ck.save(1, state)
+    back, skipped = ck.load_latest()
+    assert skipped == [] and back["betas"] == (0.9, 0.999) and back["history"] == state["history"]
+    np.testing.assert_array_equal(back["prep"]["mean"], state["prep"]["mean"])
+    assert back["prep"]["names"].tolist() == ["a", "b"] and back["score"] == 0.25
+    assert torch.equal(back["gen"], state["gen"])
+    with pytest.raises(TypeError, match="state.rng: a Generator cannot be saved safely"):
+        ck.save(2, {"rng": np.random.default_rng(0)})
+    assert [p.name for p in tmp_path.iterdir()] == ["epoch-0001.pt"]
+
+
 class _Evil:
     """Unpickling this creates a marker file (what a crafted checkpoint could do)."""
 

@@ -196,7 +196,8 @@ class HammingIndex:
         if header.get("format") != INDEX_FORMAT:
             raise DataError(f"{path}: index format {header.get('format')} is not the one this crossmodal reads ({INDEX_FORMAT}); rebuild it")
         meta = header.get("meta") if isinstance(header.get("meta"), dict) else {}
-        for k, want in (expect or {}).items():
+        legacy = "meta" not in header  # written before indexes recorded their model: nothing to check
+        for k, want in ({} if legacy else expect or {}).items():
             if meta.get(k) != want:
                 raise DataError(f"{path}: the index was built for {k} {meta.get(k)!r}, not {want!r} (copied from "
                                 "another run?); use the index of this run, or train again")

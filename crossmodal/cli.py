@@ -14,6 +14,7 @@ from pathlib import Path
 from crossmodal import __version__
 from crossmodal.errors import CrossmodalError
 
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a usage error as one ``crossmodal: error:`` line (exit 2)."""
 
@@ -293,8 +294,8 @@ def cmd_query(args) -> int:
     if args.sheet:
         sheet = Path(args.sheet)
         if sheet.is_dir() or not sheet.parent.is_dir():
-            raise CrossmodalError(f"--sheet {sheet}: {'is a folder' if sheet.is_dir() else f'folder {sheet.parent} does not exist'}; "
-                                  "give a PNG file path in an existing folder")
+            why = "is a folder" if sheet.is_dir() else f"folder {sheet.parent} does not exist"
+            raise CrossmodalError(f"--sheet {sheet}: {why}; give a PNG file path in an existing folder")
     target, D, I, ds = query_run(args.run_dir, text=args.text, image=args.image, k=args.k,
                                  allow_download=args.allow_download)
     db = ds.split.database[I[I >= 0]]

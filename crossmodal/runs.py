@@ -26,7 +26,14 @@ import yaml
 
 from crossmodal import __version__
 from crossmodal.data import get_dataset
-from crossmodal.engine import _pid_alive, atomic_write_bytes, atomic_write_json, atomic_write_text, new_run_dir, seed_everything
+from crossmodal.engine import (
+    _pid_alive,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    new_run_dir,
+    seed_everything,
+)
 from crossmodal.errors import ConfigError, CrossmodalError, DataError
 from crossmodal.features import embed_query, featurizer_from_dict
 from crossmodal.methods import ValidationSet, get_method, load_hasher
@@ -438,6 +445,10 @@ def evaluate_run(run_dir: str | os.PathLike, ks=(100,), directions=("i2t", "t2i"
             n += 1
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            evals.rmdir()  # only when empty: the run folder is left as it was
+        except OSError:
+            pass
         raise
 
 

@@ -118,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true")
 
     p = sub.add_parser("evaluate", help="re-evaluate a finished run",
-                       description="Recompute the run's report (JSON, Markdown, PR plot) from its saved model.")
+                       description="Recompute the run's report (JSON, Markdown, PR plot) from its saved model into a "
+                                   "new numbered folder RUN/evaluations/eval-NNNN; the run's own files are never "
+                                   "changed. Refuses data whose content fingerprint differs from training.")
     p.add_argument("run_dir")
     p.add_argument("-k", type=int, action="append", default=None, help="cut-off for mAP@k and P@k (repeatable; default 100)")
     p.add_argument("--all-directions", action="store_true", help="also I->I and T->T")

@@ -8,8 +8,13 @@ A run folder holds::
     checkpoints/        per-epoch checkpoints of methods that have epochs (resume)
     model/              the trained hasher (hasher.json + state.npz) and featurizers.json
     index-image.npz     Hamming index of the database's image codes
-    index-text.npz      Hamming index of the database's text codes
-    report.json / report.md / pr.png   the evaluation
+    index-text.npz      Hamming index of the database's text codes (both record the model's identity)
+    report.json / report.md / pr.png   the evaluation (report.json is written last: the run is finished)
+    evaluations/eval-0001/...          re-evaluations (``crossmodal evaluate``), numbered, never in place
+    .lock               while a process trains or resumes the run (owner's host and pid)
+
+A finished run folder is immutable; every file is written atomically; ``run.json`` records a
+content fingerprint of the data, which ``evaluate`` and ``query`` check.
 """
 
 from __future__ import annotations

@@ -14,11 +14,33 @@ from pathlib import Path
 from crossmodal import __version__
 from crossmodal.errors import CrossmodalError
 
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one ``crossmodal: error:`` line (exit 2)."""
+
+    def error(self, message):  # noqa: D401
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        hint = f"see `crossmodal {sub} --help`" if sub else "see `crossmodal --help`"
+        self.exit(2, f"crossmodal: error: {sub + ': ' if sub else ''}{message}; {hint}\n")
+
+
+def _seed(value: str) -> int:
+    from crossmodal.engine import SEED_MAX
+
+    try:
+        seed = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number in 0..{SEED_MAX}, got {value!r}") from None
+    if not 0 <= seed <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be a whole number in 0..{SEED_MAX}, got {value!r}")
+    return seed
+
+
 DEMO_QUERIES = ("red circle", "blue square", "yellow triangle", "green cross", "purple circle and red square")
 
 
 def _add_common_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="random seed for the split and the model (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed for the split and the model (default 0)")
     p.add_argument("--out", default="runs", help="folder that receives a new run folder (default ./runs)")
     p.add_argument("--tracker", default="jsonl", choices=("none", "jsonl", "wandb"),
                    help="jsonl: metrics.jsonl in the run folder (default); wandb: also wandb, offline unless logged in")
@@ -35,7 +57,7 @@ def _method_names() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="crossmodal",
         description="Cross-modal hashing of images and texts: train, evaluate and query binary-code retrieval models.",
         epilog="Start with `crossmodal demo` (offline, about a minute on a laptop CPU).",
@@ -63,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     pi = dsub.add_parser("info", help="load a dataset and print its sizes, split and hash")
     pi.add_argument("name", help="dataset name (toy, wiki, digits, mirflickr25k, ...) or a dataset folder")
     pi.add_argument("--data-root", default=None, help="folder with the dataset's files (wiki: raw_features.mat ...)")
-    pi.add_argument("--seed", type=int, default=0)
+    pi.add_argument("--seed", type=_seed, default=0)
     pp = dsub.add_parser("prepare", help="build a dataset folder from community .mat files or the raw dataset",
                          description="Turn the community feature files, or the raw images + tags/captions, of a "
                                      "benchmark into a canonical dataset folder with its standard split. Resumable: "
@@ -112,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true")
 
     p = sub.add_parser("evaluate", help="re-evaluate a finished run",
-                       description="Recompute the run's report (JSON, Markdown, PR plot) from its saved model.")
+                       description="Recompute the run's report (JSON, Markdown, PR plot) from its saved model into a "
+                                   "new numbered folder RUN/evaluations/eval-NNNN; the run's own files are never "
+                                   "changed. Refuses data whose content fingerprint differs from training.")
     p.add_argument("run_dir")
     p.add_argument("-k", type=int, action="append", default=None, help="cut-off for mAP@k and P@k (repeatable; default 100)")
     p.add_argument("--all-directions", action="store_true", help="also I->I and T->T")
@@ -153,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--image", help="an image file (PNG, JPEG)")
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--sheet", default=None, metavar="PNG", help="also write a contact sheet of the retrieved images")
+    p.add_argument("--allow-download", action="store_true",
+                   help="allow this query to fetch the run's featurizer weights from a model hub (off by default)")
     return parser
 
 
@@ -172,7 +198,7 @@ def add_prepare_arguments(p: argparse.ArgumentParser, name: str | None = None) -
     p.add_argument("--text-model", default=None, help="local folder or cached hub name of the text model")
     p.add_argument("--allow-download", action="store_true", help="allow fetching model weights from the hub")
     p.add_argument("--protocol", default=None, help="split protocol (unsupervised, ugach; see `datasets list`)")
-    p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="split seed (default 0)")
     p.add_argument("--query", type=int, default=None, dest="n_query", help="override the protocol's query count")
     p.add_argument("--train", type=int, default=None, dest="n_train", help="override the protocol's training count (0: all of the database)")
     p.add_argument("--validation", type=int, default=None, dest="n_validation", help="override the validation count")
@@ -300,19 +326,19 @@ def cmd_datasets(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from crossmodal.retrieval.evaluate import published_conventions, published_markdown
-    from crossmodal.runs import load_run, write_report
+    from crossmodal.runs import evaluate_run, load_run
 
     ks = tuple(args.k or (100,))
-    spec, hasher, ds = load_run(args.run_dir)
-    dirs = ("i2t", "t2i", "i2i", "t2t") if args.all_directions else tuple(
-        spec.get("evaluation", {}).get("directions") or ("i2t", "t2i"))
+    dirs = ("i2t", "t2i", "i2i", "t2t") if args.all_directions else None
     if args.conventions == "published":
-        cross = tuple(d for d in dirs if d in ("i2t", "t2i", "i2i"))
+        spec, hasher, ds = load_run(args.run_dir)
+        run_dirs = dirs or tuple((spec.get("evaluation") or {}).get("directions") or ("i2t", "t2i"))
+        cross = tuple(d for d in run_dirs if d in ("i2t", "t2i", "i2i"))
         print(published_markdown(published_conventions(hasher, ds, directions=cross), directions=cross))
         return 0
-    codes = args.database_codes or spec.get("evaluation", {}).get("database_codes", "per-modality")
-    report = write_report(hasher, ds, Path(args.run_dir), ks=ks, directions=dirs, database_codes=codes)
+    report, folder = evaluate_run(args.run_dir, ks=ks, directions=dirs, database_codes=args.database_codes)
     print(report.to_markdown())
+    print(f"evaluation written to {folder} (the run's own report.json is unchanged)")
     return 0
 
 
@@ -346,7 +372,13 @@ def cmd_methods(args) -> int:
 def cmd_query(args) -> int:
     from crossmodal.runs import contact_sheet, query_run
 
-    target, D, I, ds = query_run(args.run_dir, text=args.text, image=args.image, k=args.k)
+    if args.sheet:
+        sheet = Path(args.sheet)
+        if sheet.is_dir() or not sheet.parent.is_dir():
+            why = "is a folder" if sheet.is_dir() else f"folder {sheet.parent} does not exist"
+            raise CrossmodalError(f"--sheet {sheet}: {why}; give a PNG file path in an existing folder")
+    target, D, I, ds = query_run(args.run_dir, text=args.text, image=args.image, k=args.k,
+                                 allow_download=args.allow_download)
     db = ds.split.database[I[I >= 0]]
     caps = ds.extras.get("captions")
     print(f"{'rank':>4} {'hamming':>7}  {'id':<14} {'labels / caption'}")
@@ -398,9 +430,33 @@ def main(argv: list[str] | None = None) -> int:
 
         for module in args.imports:
             allow_import(module)
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()
+        return code
     except CrossmodalError as exc:
         print(f"crossmodal: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # `crossmodal report ... | head`: the reader left; files were written before printing
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        print("crossmodal: error: output pipe closed by the reader (e.g. head); output cut short, files on disk "
+              "are complete", file=sys.stderr)
+        return 141
+    except OSError as exc:
+        from crossmodal.engine import DISK_FULL
+
+        where = f" writing {exc.filename}" if exc.filename else ""
+        if exc.errno in DISK_FULL:
+            print(f"crossmodal: error: disk full{where} ({exc.strerror}); every file written is complete or absent, "
+                  "free space and run again (an interrupted training resumes with --resume RUN_DIR)", file=sys.stderr)
+        else:
+            print(f"crossmodal: error: {exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}; "
+                  "check the path and its permissions",
+                  file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("crossmodal: interrupted; a run with checkpoints can be resumed with `crossmodal train --resume RUN_DIR`", file=sys.stderr)

@@ -1,17 +1,39 @@
-"""Training support: device choice, seeding, atomic writes, checkpoints, run directories."""
+"""Training support: device choice, seeding, atomic writes, safe checkpoints, run folders, locks.
+
+Guarantees this module gives the rest of crossmodal:
+
+* **Atomic writes** (:func:`atomic_write_bytes`, :func:`atomic_write_text`, :func:`atomic_savefig`):
+  data goes to a hidden temporary file ``.NAME.tmp-PID`` beside the target, is flushed and
+  fsynced, then renamed over the target. A reader sees the old file or the new one, never half
+  of one; on any error (a full disk included) the temporary file is removed again. Temporary
+  files left by a killed process are removed by :func:`clean_stale_tmp` on the next start.
+* **Safe checkpoints** (:class:`Checkpointer`): ``torch.load(..., weights_only=True)`` only, so
+  loading a checkpoint never executes code. NumPy arrays and scalars in the state are stored as
+  tensors / Python numbers (:func:`to_safe`) and turned back on load (:func:`from_safe`). A
+  damaged newest checkpoint is skipped with a warning and the previous one is used.
+* **Run locks** (:class:`RunLock`): a ``.lock`` file holding the owner's host and pid, created
+  atomically (``os.link``); a lock whose process is gone is stale and taken over.
+"""
 
 from __future__ import annotations
 
+import errno
 import io
+import json
 import os
 import random
 import re
+import socket
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from crossmodal.errors import CrossmodalError
+
+SEED_MAX = 2**32 - 1
+_TMP = re.compile(r"^\..+\.tmp-(\d+)$")
 
 
 def resolve_device(name: str = "auto"):
@@ -29,10 +51,22 @@ def resolve_device(name: str = "auto"):
     return dev
 
 
+def check_seed(seed) -> int:
+    """A seed as an int in 0..2**32-1, or one clear error."""
+    try:
+        ok = float(seed) == int(seed)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok or isinstance(seed, bool) or not 0 <= int(seed) <= SEED_MAX:
+        raise CrossmodalError(f"seed must be a whole number in 0..{SEED_MAX}, got {seed!r}")
+    return int(seed)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
+    seed = check_seed(seed)
     random.seed(seed)
-    np.random.seed(seed % (2**32))
+    np.random.seed(seed)
     try:
         import torch
 
@@ -41,36 +75,167 @@ def seed_everything(seed: int) -> None:
         pass
 
 
+# --------------------------------------------------------------------------- atomic writes
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename: readers see the old
-    file or the new one, never half of one."""
+    file or the new one, never half of one. On failure (disk full ...) nothing is left behind
+    and the original file, if any, is untouched."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
     return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2))
+
+
+def atomic_savefig(fig, path: str | os.PathLike, **kw) -> Path:
+    """``fig.savefig`` into memory, then one atomic write (the format follows the suffix)."""
+    buf = io.BytesIO()
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    fig.savefig(buf, format=fmt, **kw)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def clean_stale_tmp(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Remove temporary files ``.NAME.tmp-PID`` whose writer process is gone (left by a kill
+    during an atomic write), and the fixed-name ``*.tmp`` files older crossmodal versions
+    wrote. Returns the removed paths."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    files = folder.rglob(".*.tmp-*") if recursive else folder.glob(".*.tmp-*")
+    legacy = folder.rglob("*.tmp") if recursive else folder.glob("*.tmp")
+    for p in list(files) + list(legacy):
+        m = _TMP.match(p.name)
+        if m and int(m.group(1)) != os.getpid() and _pid_alive(int(m.group(1))):
+            continue
+        if m and int(m.group(1)) == os.getpid():
+            continue
+        if p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+# --------------------------------------------------------------------------- safe checkpoints
+
+_ND = "__ndarray__"
+_NDS = "__ndarray_list__"
+
+
+def to_safe(obj, where: str = "state"):
+    """``obj`` with NumPy arrays as tensors and NumPy scalars as Python numbers, so that
+    ``torch.load(weights_only=True)`` reads it back (tensors and plain containers only).
+    Anything else (a NumPy Generator, a custom object) is a ``TypeError`` naming its key, at
+    save time rather than as an unreadable checkpoint at resume time."""
+    import torch
+
+    if isinstance(obj, np.generic):  # before float: np.float64 is a float subclass that pickles as NumPy
+        return obj.item()
+    if isinstance(obj, (torch.Tensor, str, bytes, int, float, bool, type(None), torch.dtype, torch.device,
+                        torch.Size)):
+        return obj
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind in "biuf" and obj.dtype.itemsize <= 8:
+            return {_ND: torch.from_numpy(np.ascontiguousarray(obj).copy())}
+        return {_NDS: obj.tolist(), "dtype": str(obj.dtype)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: to_safe(v, f"{where}.{k}") for k, v in obj.items()}
+    if type(obj) in (list, tuple):
+        return type(obj)(to_safe(v, f"{where}[{i}]") for i, v in enumerate(obj))
+    raise TypeError(f"checkpoint {where}: a {type(obj).__name__} cannot be saved safely; store tensors, NumPy "
+                    "arrays, numbers, strings and lists/dicts of them (e.g. a generator's get_state())")
+
+
+def from_safe(obj):
+    """The inverse of :func:`to_safe`."""
+    if isinstance(obj, dict):
+        if set(obj) == {_ND}:
+            return obj[_ND].numpy()
+        if set(obj) == {_NDS, "dtype"}:
+            return np.asarray(obj[_NDS], dtype=obj["dtype"])
+        return {k: from_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [from_safe(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(from_safe(v) for v in obj)
+    return obj
 
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
     import torch
 
     buf = io.BytesIO()
-    torch.save(obj, buf)
+    torch.save(to_safe(obj), buf)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def safe_torch_load(path: str | os.PathLike):
+    """Read a checkpoint without executing anything (``weights_only=True``); raises
+    :class:`CrossmodalError` naming the file when it is damaged or holds other objects."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling error"
+        if "Weights only load failed" in first:
+            raise CrossmodalError(f"{path}: refused, the checkpoint holds objects other than tensors and plain "
+                                  "containers (loading it could run code)") from None
+        raise CrossmodalError(f"{path}: damaged checkpoint ({first[:120]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise CrossmodalError(f"{path}: damaged or truncated checkpoint ({first})") from None
+    return from_safe(obj)
 
 
 class Checkpointer:
     """Per-epoch checkpoints ``epoch-0003.pt`` in ``directory``, written atomically; keeps the
-    newest ``keep`` files. ``latest()`` finds the newest complete one for resuming."""
+    newest ``keep`` files. ``load_latest()`` finds the newest readable one for resuming."""
 
     pattern = re.compile(r"^epoch-(\d+)\.pt$")
 
     def __init__(self, directory: str | os.PathLike, keep: int = 2):
         self.dir = Path(directory)
         self.keep = max(1, int(keep))
+        clean_stale_tmp(self.dir, recursive=False)
 
     def save(self, epoch: int, state: dict) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -89,18 +254,42 @@ class Checkpointer:
         return files[-1] if files else None
 
     def load(self, path: str | os.PathLike | None = None) -> dict | None:
-        import torch
-
+        """One checkpoint (the newest when ``path`` is None), read safely."""
         path = Path(path) if path else self.latest()
         if path is None:
             return None
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return safe_torch_load(path)
+
+    def load_latest(self) -> tuple[dict | None, list[tuple[Path, str]]]:
+        """``(state of the newest readable checkpoint or None, [(skipped file, why)])``:
+        a damaged newest checkpoint falls back to the one before it."""
+        skipped = []
+        for path in reversed(self._all()):
+            try:
+                return safe_torch_load(path), skipped
+            except CrossmodalError as exc:
+                skipped.append((path, str(exc)))
+        return None, skipped
+
+
+# --------------------------------------------------------------------------- run folders
+
+
+def check_out_folder(root: str | os.PathLike, what: str = "--out") -> Path:
+    """``root`` is a folder or does not exist yet (and neither does a file stand in its way)."""
+    root = Path(root)
+    for p in [root, *root.parents]:
+        if p.exists() or p.is_symlink():
+            if not p.is_dir():
+                raise CrossmodalError(f"{what} {root}: {p} is a file, not a folder; choose a folder for {what}")
+            break
+    return root
 
 
 def new_run_dir(root: str | os.PathLike, name: str) -> Path:
     """Create a fresh run directory ``root/YYYYmmdd-HHMMSS-name`` (suffix -2, -3... when
     taken): a run never writes into an earlier run's folder."""
-    root = Path(root)
+    root = check_out_folder(root)
     root.mkdir(parents=True, exist_ok=True)
     stem = time.strftime("%Y%m%d-%H%M%S") + "-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
     for i in range(1, 1000):
@@ -111,3 +300,72 @@ def new_run_dir(root: str | os.PathLike, name: str) -> Path:
         except FileExistsError:
             continue
     raise CrossmodalError(f"{root}: could not create a new run folder for {name}")
+
+
+class RunLock:
+    """An exclusive lock on a run folder: ``folder/.lock`` holds ``{"host", "pid", "time"}``.
+
+    Created atomically (written under a private name, then ``os.link``-ed to ``.lock``, which
+    fails when the lock exists). A lock of this host whose process is gone is stale and is taken
+    over; a live one makes :meth:`acquire` raise one clear :class:`CrossmodalError`.
+    """
+
+    name = ".lock"
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self.path = self.folder / self.name
+        self.held = False
+        self.me = {"host": socket.gethostname(), "pid": os.getpid()}
+
+    def _owner(self) -> dict | None:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {}
+
+    def acquire(self) -> "RunLock":
+        tmp = self.folder / f".lock.{self.me['pid']}.tmp-{self.me['pid']}"
+        atomic_write_json(tmp, {**self.me, "time": round(time.time(), 3)})
+        try:
+            for _ in range(3):
+                try:
+                    os.link(tmp, self.path)
+                    self.held = True
+                    return self
+                except FileExistsError:
+                    owner = self._owner()
+                    if owner is None:
+                        continue  # released meanwhile: try again
+                    pid = owner.get("pid") if isinstance(owner, dict) else None
+                    same_host = isinstance(owner, dict) and owner.get("host") == self.me["host"]
+                    if same_host and isinstance(pid, int) and pid != self.me["pid"] and not _pid_alive(pid):
+                        print(f"crossmodal: warning: {self.path}: stale lock of process {pid} (gone) removed",
+                              file=sys.stderr)
+                        self.path.unlink(missing_ok=True)
+                        continue
+                    who = f"process {pid} on {owner.get('host')}" if isinstance(owner, dict) and pid else "another process"
+                    raise CrossmodalError(
+                        f"{self.folder}: in use by {who} (lock file {self.path}); wait for it to finish, "
+                        "or remove the lock file if no such process runs")
+            raise CrossmodalError(f"{self.folder}: could not take the lock {self.path}; try again")
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        if self.held:
+            owner = self._owner()
+            if isinstance(owner, dict) and owner.get("pid") == self.me["pid"] and owner.get("host") == self.me["host"]:
+                self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))

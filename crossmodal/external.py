@@ -11,7 +11,6 @@ SHA-256 as provenance. It cannot encode new features, so ``crossmodal query`` re
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -87,7 +86,7 @@ def import_codes(files: dict[tuple[str, str], str], dataset: str, bits: int, nam
     ``text``) to a file path. Every file is read and checked before the folder is created.
     """
     from crossmodal.data import get_dataset
-    from crossmodal.engine import new_run_dir
+    from crossmodal.engine import atomic_write_json, new_run_dir
     from crossmodal.runs import environment, write_report
 
     bits = check_bits(bits)
@@ -115,7 +114,7 @@ def import_codes(files: dict[tuple[str, str], str], dataset: str, bits: int, nam
             "split_hash": ds.split.hash, "split_protocol": ds.split.protocol,
             "evaluation": {"ks": list(ks), "directions": list(directions), "database_codes": "per-modality"},
             "provenance": {"imported_codes": provenance}, "environment": environment()}
-    (run_dir / "run.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
+    atomic_write_json(run_dir / "run.json", spec)
     h.save(run_dir / "model")
     write_report(h, ds, run_dir, ks=ks, directions=directions)
     log(f"imported {name} ({bits} bits) on {ds.name}: {', '.join(directions)} -> {run_dir}")

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import os
+import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +53,15 @@ def find_runs(paths: list[str | os.PathLike]) -> list[RunResult]:
             run_file = rep.parent / "run.json"
             if not run_file.is_file():
                 continue
-            spec = json.loads(run_file.read_text(encoding="utf-8"))
-            report = json.loads(rep.read_text(encoding="utf-8"))
-            meta = report["meta"]
-            found.append(RunResult(rep.parent, spec.get("label") or spec["method"], spec["method"], meta["dataset"],
-                                   int(meta["bits"]), int(meta["seed"]), meta["split_hash"], report["results"]))
+            try:
+                spec = json.loads(run_file.read_text(encoding="utf-8"))
+                report = json.loads(rep.read_text(encoding="utf-8"))
+                meta = report["meta"]
+                found.append(RunResult(rep.parent, spec.get("label") or spec["method"], spec["method"], meta["dataset"],
+                                       int(meta["bits"]), int(meta["seed"]), meta["split_hash"], dict(report["results"])))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                print(f"crossmodal: warning: {rep.parent}: skipped, damaged run.json or report.json "
+                      f"({type(exc).__name__}: {str(exc)[:80]})", file=sys.stderr)
     if not found:
         raise CrossmodalError(f"no finished runs (report.json + run.json) under {', '.join(map(str, paths))}")
     return found
@@ -158,6 +163,8 @@ class ResultTable:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        from crossmodal.engine import atomic_savefig
+
         written = []
         for ds in self.datasets:
             dirs = self.directions(ds)
@@ -178,7 +185,7 @@ class ResultTable:
                     fig.suptitle(f"{ds} {LABELS.get(d, d)}: {'precision-recall' if kind == 'pr' else 'precision@k'} (mean over seeds)")
                     _legend_right(fig, axes)
                     p = out / f"{kind}-{ds}-{d}.png"
-                    fig.savefig(p)
+                    atomic_savefig(fig, p)
                     plt.close(fig)
                     written.append(p)
             metric = "mAP@all"
@@ -196,7 +203,7 @@ class ResultTable:
                 ax.grid(alpha=0.3)
             _legend_right(fig, axes)
             p = out / f"map-{ds}.png"
-            fig.savefig(p)
+            atomic_savefig(fig, p)
             plt.close(fig)
             written.append(p)
         return written
@@ -218,12 +225,14 @@ def _legend_right(fig, axes) -> None:
 def write_report(paths: list[str | os.PathLike], out: str | os.PathLike, metrics=("mAP@all", "mAP@100"),
                  methods_order=(), plots: bool = True) -> tuple[ResultTable, list[Path]]:
     """Aggregate the runs under ``paths`` into ``out`` (table.md, table.csv, PNG plots)."""
+    from crossmodal.engine import atomic_write_text, check_out_folder
+
+    out = check_out_folder(out)
     table = ResultTable(find_runs(paths), methods_order=methods_order)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "table.md", out / "table.csv"]
-    files[0].write_text(table.to_markdown(metrics), encoding="utf-8")
-    files[1].write_text(table.to_csv(), encoding="utf-8")
+    atomic_write_text(files[0], table.to_markdown(metrics))
+    atomic_write_text(files[1], table.to_csv())
     if plots:
         files += table.plot(out)
     return table, files

@@ -8,8 +8,13 @@ A run folder holds::
     checkpoints/        per-epoch checkpoints of methods that have epochs (resume)
     model/              the trained hasher (hasher.json + state.npz) and featurizers.json
     index-image.npz     Hamming index of the database's image codes
-    index-text.npz      Hamming index of the database's text codes
-    report.json / report.md / pr.png   the evaluation
+    index-text.npz      Hamming index of the database's text codes (both record the model's identity)
+    report.json / report.md / pr.png   the evaluation (report.json is written last: the run is finished)
+    evaluations/eval-0001/...          re-evaluations (``crossmodal evaluate``), numbered, never in place
+    .lock               while a process trains or resumes the run (owner's host and pid)
+
+A finished run folder is immutable; every file is written atomically; ``run.json`` records a
+content fingerprint of the data, which ``evaluate`` and ``query`` check.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import difflib
 import json
 import os
 import platform
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +32,14 @@ import yaml
 
 from crossmodal import __version__
 from crossmodal.data import get_dataset
-from crossmodal.engine import new_run_dir, seed_everything
+from crossmodal.engine import (
+    _pid_alive,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    new_run_dir,
+    seed_everything,
+)
 from crossmodal.errors import ConfigError, CrossmodalError, DataError
 from crossmodal.features import embed_query, featurizer_from_dict
 from crossmodal.methods import ValidationSet, get_method, load_hasher, method_key
@@ -206,6 +220,109 @@ def default_directions(hasher, ds=None) -> tuple[str, ...]:
     return ("i2t", "t2i") if paired and set(hasher.modalities) >= {"image", "text"} else ("i2i",)
 
 
+RUN_FILES = ("run.json", "metrics.jsonl", ".lock")  # what a failed start may have written
+
+
+def read_run_spec(run_dir: str | os.PathLike, why: str = "") -> dict:
+    """``run.json`` of a run folder, checked: one clear error when it is missing or damaged."""
+    run_dir = Path(run_dir)
+    f = run_dir / "run.json"
+    if not f.is_file():
+        raise CrossmodalError(f"{run_dir}: not a run folder (no run.json){why}")
+    try:
+        spec = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{f}: damaged ({type(exc).__name__}: {str(exc)[:80]}); the run folder cannot be used") from None
+    ok = isinstance(spec, dict) and isinstance(spec.get("method"), str) and isinstance(spec.get("bits"), int) \
+        and isinstance(spec.get("seed"), int) and isinstance(spec.get("config"), dict) \
+        and isinstance(spec.get("dataset"), dict) and isinstance(spec["dataset"].get("name"), str) \
+        and isinstance(spec["dataset"].get("params", {}), dict)
+    if not ok:
+        raise DataError(f"{f}: damaged (method, bits, seed, config or dataset missing or of the wrong type); "
+                        "the run folder cannot be used")
+    return spec
+
+
+def finished(run_dir: str | os.PathLike) -> bool:
+    """A run is finished (and immutable) once its ``report.json`` exists (written last)."""
+    return (Path(run_dir) / "report.json").is_file()
+
+
+def model_identity(model_dir: str | os.PathLike) -> str:
+    """Content hash of a saved model (``hasher.json`` + ``state.npz``), recorded in its indexes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("hasher.json", "state.npz"):
+        f = Path(model_dir) / name
+        if f.is_file():
+            h.update(name.encode())
+            h.update(f.read_bytes())
+    return "sha256:" + h.hexdigest()[:16]
+
+
+def _comparable(spec: dict) -> dict:
+    """What must be equal for a run to be resumed: the model, the data, and the evaluation."""
+    from crossmodal.training import _model_config
+
+    d = spec.get("dataset", {})
+    return {"method": spec.get("method"), "bits": spec.get("bits"), "seed": spec.get("seed"),
+            "config": _model_config(json.loads(json.dumps(spec.get("config", {})))),
+            "dataset": {"name": d.get("name"), "root": d.get("root"), "params": d.get("params") or {}},
+            "split_hash": spec.get("split_hash")}
+
+
+def _check_resume(prev: dict, spec: dict, run_dir: Path) -> None:
+    a, b = _comparable(prev), _comparable(spec)
+    diffs = []
+    for k in a:
+        if a[k] != b[k]:
+            if k == "config":
+                keys = sorted(x for x in set(a[k]) | set(b[k]) if a[k].get(x) != b[k].get(x))
+                diffs.append("config " + ", ".join(f"{x}={a[k].get(x)!r} (given {b[k].get(x)!r})" for x in keys[:4]))
+            else:
+                diffs.append(f"{k} {a[k]!r} (given {b[k]!r})")
+    fp_prev, fp_now = prev.get("data_fingerprint"), spec.get("data_fingerprint")
+    if fp_prev and fp_prev != fp_now:
+        diffs.append(f"data fingerprint {fp_prev} (the data now gives {fp_now})")
+    if diffs:
+        raise CrossmodalError(f"{run_dir}: that run trained {prev.get('method')} at {prev.get('bits')} bits, seed "
+                              f"{prev.get('seed')}, and this command differs: {'; '.join(diffs)}; resume with the same "
+                              f"method, --bits, --seed, config and dataset (nothing was changed)")
+
+
+def check_evaluable(ds) -> None:
+    """Refuse, before training, data on which every score would be 0 (no query has a relevant item)."""
+    from crossmodal.retrieval.evaluate import queries_without_relevant
+
+    if ds.data.labels is None:
+        return
+    q = ds.data.labels[ds.split.query]
+    db = ds.data.labels[ds.split.database]
+    if queries_without_relevant(q, db) == len(ds.split.query):
+        raise DataError(f"{ds.name}: no query shares a label with any database item (are the labels all zero?), so "
+                        "every score would be 0; check the labels")
+
+
+def _remove_failed_start(run_dir: Path) -> None:
+    """Remove a run folder this call created when it holds nothing worth resuming (no
+    checkpoint, no model): only the files crossmodal writes at a start, then the folder."""
+    ckpt = run_dir / "checkpoints"
+    if (ckpt.is_dir() and any(ckpt.iterdir())) or (run_dir / "model" / "hasher.json").exists():
+        return
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for sub in (ckpt, run_dir / "model"):
+        try:
+            sub.rmdir()  # only when empty
+        except OSError:
+            pass
+    try:
+        run_dir.rmdir()  # only when empty: anything else stays
+    except OSError:
+        pass
+
+
 def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict | None = None,
               data_root: str | None = None, dataset_params: dict | None = None, out: str | os.PathLike = "runs",
               tracker: str = "jsonl", resume: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
@@ -218,49 +335,103 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
     an interrupted run. ``label`` names the configuration in tables (default: the method);
     ``group`` groups runs in wandb; ``log_artifact`` uploads the model and database codes;
     ``database_codes`` is the evaluation's database-coding convention (per-modality or unified).
+
+    Safety: everything (method, config, device, seed, dataset, labels, and for ``resume`` the
+    run's own ``run.json``) is validated before anything is written; the run folder is locked
+    while training; a resumed run's ``run.json`` is never rewritten; a finished run is never
+    touched (resuming it returns it as it is); a start that fails before a checkpoint leaves no
+    folder behind.
     """
+    from crossmodal.data.core import data_fingerprint
+    from crossmodal.engine import RunLock, check_out_folder, check_seed, clean_stale_tmp, resolve_device
+
     bits = check_bits(bits)
+    seed = check_seed(seed)
+    if tracker not in ("none", "jsonl", "wandb"):
+        raise CrossmodalError(f"unknown tracker {tracker!r}; use none, jsonl, wandb")
     cls = get_method(method)
     hasher = cls(bits, seed=seed, **dict(config or {}))  # validates the config before anything is written
     check_database_codes(hasher, database_codes)
+    if "device" in hasher.config:
+        resolve_device(hasher.config["device"])
     ds = get_dataset(dataset, root=data_root, seed=seed, **(dataset_params or {}))
     directions = tuple(directions or default_directions(hasher, ds))
-    if resume:
-        run_dir = Path(resume)
-        if not (run_dir / "run.json").is_file():
-            raise CrossmodalError(f"{run_dir}: not a run folder (no run.json); nothing to resume")
-        prev = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-        if prev["method"] != method_key(cls) or prev["bits"] != bits:
-            raise CrossmodalError(f"{run_dir}: that run trained {prev['method']} at {prev['bits']} bits; "
-                                  "resume it with the same method and --bits")
-    elif run_dir is not None:
-        run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-    else:
-        run_dir = new_run_dir(out, f"{label or cls.name}-{ds.name}-{bits}b-s{seed}")
+    check_evaluable(ds)
     label = label or cls.name
     spec = {
         "method": method_key(cls), "label": label, "bits": bits, "seed": seed, "config": hasher.config,
         "dataset": {"name": dataset, "root": str(Path(data_root).resolve()) if data_root else None,
                     "params": dataset_params or {}},
         "split_hash": ds.split.hash, "split_protocol": ds.split.protocol,
+        "data_fingerprint": data_fingerprint(ds.data),
         "evaluation": {"ks": list(ks), "directions": list(directions), "database_codes": database_codes},
         "group": group, "environment": environment(),
     }
-    (run_dir / "run.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
-    seed_everything(seed)
-    hasher.checkpoint_dir = run_dir / "checkpoints"
+    created = False
+    if resume:
+        run_dir = Path(resume)
+        prev = read_run_spec(run_dir, "; nothing to resume")
+        _check_resume(prev, spec, run_dir)
+        if finished(run_dir):
+            log(f"{run_dir}: already finished; a finished run is not changed (re-evaluate it with "
+                f"`crossmodal evaluate {run_dir}`)")
+            return run_dir
+        ev = prev.get("evaluation") or {}
+        ks = tuple(ev.get("ks") or ks)
+        directions = tuple(ev.get("directions") or directions)
+        spec = prev
+    elif run_dir is not None:
+        run_dir = check_out_folder(run_dir, "run folder")
+        if finished(run_dir):
+            raise CrossmodalError(f"{run_dir}: holds a finished run, which is never overwritten; choose another folder")
+        created = not run_dir.exists()
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        run_dir = new_run_dir(out, f"{label}-{ds.name}-{bits}b-s{seed}")
+        created = True
+    lock = RunLock(run_dir)
+    try:
+        lock.acquire()
+    except BaseException:
+        if created:
+            _remove_failed_start(run_dir)
+        raise
+    try:
+        for p in clean_stale_tmp(run_dir):
+            log(f"removed {p}, left by an interrupted write")
+        if not resume:
+            atomic_write_json(run_dir / "run.json", spec)
+        seed_everything(seed)
+        hasher.checkpoint_dir = run_dir / "checkpoints"
+        _train_and_evaluate(hasher, ds, run_dir, spec, tracker, ks, directions, label, group, seed, bits,
+                            log_artifact, log)
+    except BaseException:
+        if created:
+            lock.release()
+            _remove_failed_start(run_dir)
+        raise
+    finally:
+        lock.release()
+    return run_dir
+
+
+def _train_and_evaluate(hasher, ds, run_dir, spec, tracker, ks, directions, label, group, seed, bits,
+                        log_artifact, log) -> None:
     with Tracker(run_dir, tracker, config=spec, name=run_dir.name, group=group or f"{label}-{ds.name}") as tr:
         log(f"training {label} ({bits} bits, seed {seed}) on {ds.name}: {len(ds.split.train)} training pairs -> {run_dir}")
         hasher.fit(ds.part("train"), valid=validation_set(ds, directions=directions), tracker=tr)
         model_dir = hasher.save(run_dir / "model")
-        (model_dir / "featurizers.json").write_text(
-            json.dumps({k: f.to_dict() for k, f in ds.featurizers.items()}, indent=2), encoding="utf-8")
+        atomic_write_json(model_dir / "featurizers.json", {k: f.to_dict() for k, f in ds.featurizers.items()})
+        identity = model_identity(model_dir)
         db = ds.part("database")
         for modality in hasher.modalities:
             codes = hasher.encode_image(db.image) if modality == "image" else hasher.encode_text(db.text_dense())
-            HammingIndex(bits).add(codes).save(run_dir / f"index-{modality}.npz")
-        report = write_report(hasher, ds, run_dir, ks=ks, directions=directions, database_codes=database_codes)
+            index = HammingIndex(bits).add(codes)
+            index.meta = {"model": identity, "modality": modality, "split_hash": ds.split.hash}
+            index.save(run_dir / f"index-{modality}.npz")
+        report = write_report(hasher, ds, run_dir, ks=ks, directions=directions,
+                              fingerprint=spec.get("data_fingerprint"),
+                              database_codes=(spec.get("evaluation") or {}).get("database_codes", "per-modality"))
         names = report.metric_names()
         tr.table("results", ["direction"] + names, [[d] + [r[n] for n in names] for d, r in report.results.items()])
         tr.image("pr_curve", run_dir / "pr.png")
@@ -268,56 +439,121 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
         if log_artifact:
             tr.artifact(f"{label}-{ds.name}-{bits}b-s{seed}", "model",
                         [model_dir] + [run_dir / f"index-{m}.npz" for m in hasher.modalities])
-    return run_dir
 
 
 def rerun(run_dir: str | os.PathLike, out: str | os.PathLike = "runs", tracker: str = "jsonl", log=print) -> Path:
     """Train again exactly what ``run_dir`` trained (method, bits, seed, resolved config,
     dataset, evaluation) into a new run folder; on the CPU the codes come out identical."""
     run_dir = Path(run_dir)
-    if not (run_dir / "run.json").is_file():
-        raise CrossmodalError(f"{run_dir}: not a run folder (no run.json); --from needs a run folder")
-    spec = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    d, ev = spec["dataset"], spec.get("evaluation", {})
+    spec = read_run_spec(run_dir, "; --from needs a run folder")
+    d, ev = spec["dataset"], spec.get("evaluation") or {}
     new = train_run(spec["method"], d["name"], spec["bits"], seed=spec["seed"], config=spec["config"],
                     data_root=d.get("root"), dataset_params=d.get("params"), out=out, tracker=tracker,
                     ks=tuple(ev.get("ks", (100,))), directions=tuple(ev.get("directions", ())) or None,
                     label=spec.get("label"), group=spec.get("group"), log=log,
                     database_codes=ev.get("database_codes", "per-modality"))
-    now = json.loads((new / "run.json").read_text(encoding="utf-8"))
-    if now["split_hash"] != spec["split_hash"]:
-        log(f"warning: the split hash changed ({spec['split_hash']} -> {now['split_hash']}); the data is not the same")
+    now = read_run_spec(new)
+    if now["split_hash"] != spec.get("split_hash"):
+        log(f"warning: the split hash changed ({spec.get('split_hash')} -> {now['split_hash']}); the data is not the same")
+    elif spec.get("data_fingerprint") and now.get("data_fingerprint") != spec["data_fingerprint"]:
+        log(f"warning: the data fingerprint changed ({spec['data_fingerprint']} -> {now.get('data_fingerprint')}); "
+            "the features or labels are not the same")
     return new
 
 
-def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i"), database_codes="per-modality"):
+def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i"), fingerprint: str | None = None,
+                 database_codes: str = "per-modality"):
+    """Evaluate and write ``report.md``, ``pr.png`` and, last, ``report.json`` into ``run_dir``
+    (each atomically; ``report.json`` marks the folder finished)."""
     report = evaluate(hasher, ds, directions=directions, ks=ks, database_codes=database_codes)
-    report.save_json(run_dir / "report.json")
-    (run_dir / "report.md").write_text(report.to_markdown(), encoding="utf-8")
+    if fingerprint:
+        report.meta["data_fingerprint"] = fingerprint
+    run_dir = Path(run_dir)
+    atomic_write_text(run_dir / "report.md", report.to_markdown())
     report.plot_pr(run_dir / "pr.png")
+    report.save_json(run_dir / "report.json")
     return report
 
 
-def load_run(run_dir: str | os.PathLike):
-    """``(spec, hasher, dataset)`` of a finished run folder."""
+def evaluate_run(run_dir: str | os.PathLike, ks=(100,), directions=None, log=print,
+                 database_codes: str | None = None):
+    """Re-evaluate a run without touching its files: the report goes to a new numbered folder
+    ``evaluations/eval-0001`` (``-0002`` ...) holding report.json, report.md and pr.png, written
+    under a hidden name and renamed when complete. ``directions`` and ``database_codes`` default
+    to the run's own. Returns ``(report, folder)``."""
+    import shutil
+    import tempfile
+
     run_dir = Path(run_dir)
-    if not (run_dir / "run.json").is_file():
-        raise CrossmodalError(f"{run_dir}: not a run folder (no run.json)")
-    spec = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    spec, hasher, ds = load_run(run_dir)
+    ev = spec.get("evaluation") or {}
+    directions = tuple(directions or ev.get("directions") or ("i2t", "t2i"))
+    database_codes = database_codes or ev.get("database_codes", "per-modality")
+    report = evaluate(hasher, ds, directions=directions, ks=ks, database_codes=database_codes)
+    if spec.get("data_fingerprint"):
+        report.meta["data_fingerprint"] = spec["data_fingerprint"]
+    evals = run_dir / "evaluations"
+    evals.mkdir(exist_ok=True)
+    for old in evals.glob(".eval-partial-*"):  # left by a killed evaluation: its process is gone
+        m = re.match(r"\.eval-partial-(\d+)-", old.name)
+        if m and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(old, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".eval-partial-{os.getpid()}-", dir=evals))
+    try:
+        atomic_write_text(tmp / "report.md", report.to_markdown())
+        report.plot_pr(tmp / "pr.png")
+        report.save_json(tmp / "report.json")
+        taken = [int(p.name[5:]) for p in evals.iterdir() if re.fullmatch(r"eval-\d{4,}", p.name)]
+        n = max(taken, default=0) + 1
+        while True:
+            target = evals / f"eval-{n:04d}"
+            if not target.exists():
+                try:
+                    os.rename(tmp, target)  # fails if another evaluation took the number meanwhile
+                    return report, target
+                except OSError:
+                    if not target.exists():
+                        raise
+            n += 1
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            evals.rmdir()  # only when empty: the run folder is left as it was
+        except OSError:
+            pass
+        raise
+
+
+def load_run(run_dir: str | os.PathLike):
+    """``(spec, hasher, dataset)`` of a finished run folder; refuses data whose split hash or
+    content fingerprint differs from the one recorded at training time."""
+    from crossmodal.data.core import data_fingerprint
+
+    run_dir = Path(run_dir)
+    spec = read_run_spec(run_dir)
     if not (run_dir / "model" / "hasher.json").is_file():
         raise CrossmodalError(f"{run_dir}: the run has no trained model yet (unfinished?); resume it with `crossmodal train --resume {run_dir}`")
     hasher = load_hasher(run_dir / "model")
     d = spec["dataset"]
     ds = get_dataset(d["name"], root=d.get("root"), seed=spec["seed"], **d.get("params", {}))
-    if ds.split.hash != spec["split_hash"]:
-        raise DataError(f"{run_dir}: the dataset's split hash is {ds.split.hash}, the run used {spec['split_hash']}; the data changed")
+    if ds.split.hash != spec.get("split_hash"):
+        raise DataError(f"{run_dir}: the dataset's split hash is {ds.split.hash}, the run used {spec.get('split_hash')}; the data changed")
+    want = spec.get("data_fingerprint")
+    if want:
+        got = data_fingerprint(ds.data)
+        if got != want:
+            raise DataError(f"{run_dir}: the dataset's features, labels or ids changed since training (fingerprint "
+                            f"{got}, the run recorded {want}); use the data it was trained on, or train again")
     return spec, hasher, ds
 
 
 def query_run(run_dir: str | os.PathLike, text: str | None = None, image: str | None = None, k: int = 10,
-              target: str | None = None):
+              target: str | None = None, allow_download: bool = False):
     """Embed a typed sentence or an image file with the run's featurizers and search the
-    other modality of the database. Returns ``(modality searched, D, I, dataset)``."""
+    other modality of the database. Returns ``(modality searched, D, I, dataset)``.
+
+    The stored featurizer settings are read through an allow-list; a model hub is reached only
+    with ``allow_download`` (``--allow-download`` on this command line)."""
     if (text is None) == (image is None):
         raise CrossmodalError("query: give exactly one of --text or --image")
     if int(k) != k or k <= 0:
@@ -325,17 +561,29 @@ def query_run(run_dir: str | os.PathLike, text: str | None = None, image: str | 
     run_dir = Path(run_dir)
     spec, hasher, ds = load_run(run_dir)
     feats_file = run_dir / "model" / "featurizers.json"
-    feats = json.loads(feats_file.read_text(encoding="utf-8")) if feats_file.is_file() else {}
+    try:
+        feats = json.loads(feats_file.read_text(encoding="utf-8")) if feats_file.is_file() else {}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{feats_file}: damaged ({exc})") from None
+    if not isinstance(feats, dict):
+        raise DataError(f"{feats_file}: damaged (expected an object)")
     modality = "text" if text is not None else "image"
     if modality not in feats:
         raise CrossmodalError(
             f"{run_dir}: dataset {ds.name!r} ships precomputed {modality} features only, so a new {modality} "
             "cannot be embedded; train on a dataset prepared with featurizers (e.g. toy)")
-    f = featurizer_from_dict(feats[modality])
+    f = featurizer_from_dict(feats[modality], where=f"{feats_file}: {modality}", allow_download=bool(allow_download))
     x = embed_query(f, text if modality == "text" else image)
     codes = hasher.encode(modality, x)
     target = target or ("image" if modality == "text" else "text")
-    index = HammingIndex.load(run_dir / f"index-{target}.npz")
+    index = HammingIndex.load(run_dir / f"index-{target}.npz",
+                              expect={"model": model_identity(run_dir / "model"), "modality": target})
+    if not index.meta:
+        print(f"crossmodal: warning: {run_dir / f'index-{target}.npz'} records no model identity (an older "
+              "crossmodal wrote it); it cannot be checked against this run's model", file=sys.stderr)
+    if index.ntotal != len(ds.split.database):
+        raise DataError(f"{run_dir / f'index-{target}.npz'}: {index.ntotal} codes but the database has "
+                        f"{len(ds.split.database)} items; the index belongs to another run")
     D, I = index.search(codes, k)
     return target, D[0], I[0], ds
 
@@ -355,5 +603,8 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], path: str | os.PathLike, s
         for c, im in enumerate(ims):
             tile = Image.fromarray(np.asarray(im, dtype=np.uint8)).resize((h, h), Image.NEAREST)
             sheet.paste(tile, (label_w + c * (h + 4), y))
-    sheet.save(path)
-    return Path(path)
+    import io
+
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    return atomic_write_bytes(path, buf.getvalue())

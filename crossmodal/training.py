@@ -12,13 +12,26 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 
 from crossmodal.engine import Checkpointer
 from crossmodal.errors import ConfigError
 
+RUNTIME_KEYS = ("device", "progress", "num_workers")  # may differ between a run and its resume
+
+
+def _model_config(config: dict) -> dict:
+    return {k: v for k, v in (config or {}).items() if k not in RUNTIME_KEYS}
+
 
 class EpochTrainer:
     checkpoint_dir = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        epochs = self.config.get("epochs")
+        if epochs is not None and epochs < 0:
+            raise ConfigError(f"method {self.name}: epochs must be >= 0, got {epochs}")
 
     def _nets(self) -> dict:
         raise NotImplementedError
@@ -41,7 +54,8 @@ class EpochTrainer:
         if "nets" not in ck:
             raise ConfigError(f"{self.name}: the checkpoint was written by an older crossmodal and cannot be resumed; "
                               "remove the run's checkpoints/ folder to train from the start")
-        if ck.get("config") != self.config or ck.get("bits") != self.bits or ck.get("seed") != self.seed:
+        if (_model_config(ck.get("config")) != _model_config(self.config) or ck.get("bits") != self.bits
+                or ck.get("seed") != self.seed):
             raise ConfigError(f"{self.name}: the checkpoint was written with another config, bits or seed; "
                               "resume with the same ones")
         for k, m in self._nets().items():
@@ -59,7 +73,15 @@ class EpochTrainer:
         ckpt = Checkpointer(self.checkpoint_dir, keep=self.config.get("keep_checkpoints", 2)) if self.checkpoint_dir else None
         start = first - 1
         if ckpt is not None and ckpt.latest() is not None:
-            start = self._restore_checkpoint(ckpt.load())
+            ck, skipped = ckpt.load_latest()
+            for path, why in skipped:
+                print(f"crossmodal: warning: {why}; falling back to the checkpoint before it", file=sys.stderr)
+                if tracker:
+                    tracker.log({"event": "checkpoint_skipped", "path": str(path), "reason": why})
+            if ck is None:
+                raise ConfigError(f"{self.checkpoint_dir}: no readable checkpoint to resume from; move the "
+                                  "checkpoints/ folder away to train from the start")
+            start = self._restore_checkpoint(ck)
             if tracker:
                 tracker.log({"event": "resume", "epoch": start})
         for epoch in tqdm(range(start + 1, last + 1), desc=desc or self.name, unit="epoch",

@@ -99,7 +99,7 @@ def test_train_ugach_codes_from_generator_and_resume(capsys, tmp_path):
     spec = json.loads((run / "run.json").read_text())
     assert spec["config"]["codes_from"] == "generator" and spec["config"]["hidden"] == 16
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch-0000.pt", "epoch-0001.pt"]
-    # resuming a finished run continues from its last checkpoint and re-evaluates
+    # resuming a finished run changes nothing (a finished run is immutable) and adds no folder
     assert main(args + ["--resume", str(run)]) == 0
     assert len(list(tmp_path.iterdir())) == 1
     code, _, err = _run(capsys, "train", "lsh", "--dataset", "toy", "--bits", "8", "--resume", str(run))

@@ -118,7 +118,7 @@ def test_every_declared_parameter_has_help_and_a_valid_default():
 def test_param_conversion_and_checks():
     p = Param("lr", 0.1, float, Range(0, None, low_open=True), "learning rate")
     assert p.convert("0.5") == 0.5 and p.convert(2) == 2.0
-    for bad, msg in ((0, r"must be in \(0, inf\)"), ("nan", "not a valid float"), (True, "not a valid float"),
+    for bad, msg in ((0, r"must be in \(0, inf\)"), ("nan", "not a finite number"), (True, "not a valid float"),
                      ("x", "not a valid float")):
         with pytest.raises(ConfigError, match=msg):
             p.convert(bad, "m")

@@ -34,6 +34,7 @@ import scipy.sparse as sp
 
 from crossmodal.data.core import (
     Dataset,
+    check_overwrite,
     PairedData,
     Split,
     file_sha256,
@@ -459,6 +460,12 @@ def check_counts(spec: SourceSpec, found: dict, strict: bool, log=print) -> None
 # --------------------------------------------------------------------------- prepare
 
 
+def _out_path(out) -> Path:
+    """``--out`` as a path with a real last component (``.`` and ``..`` resolved)."""
+    out = Path(out)
+    return out.resolve() if out.name in ("", ".", "..") else out
+
+
 def _fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -480,9 +487,9 @@ def prepare(name: str, root: str | os.PathLike, out: str | os.PathLike, image_fe
     from crossmodal.features import STOPWORDS, BowFeaturizer, make_featurizer
 
     spec = get_spec(name)
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise DataError(f"{out}: folder exists and is not empty; choose another --out or pass --overwrite")
+    out = _out_path(out)
+    source = Path(root)
+    check_overwrite(out, overwrite, protect=(source,))
     root = Path(root)
     if not root.exists():
         raise DataError(f"{root}: not found; --root must be the dataset folder, an archive of it, or the folder of community .mat files")
@@ -574,7 +581,7 @@ def prepare(name: str, root: str | os.PathLike, out: str | os.PathLike, image_fe
     ds = Dataset(data=data, split=split, name=spec.name, featurizers=featurizers)
     partial.mkdir(parents=True, exist_ok=True)
     write_dataset_files(ds, partial, present=present)
-    finalize_dataset_dir(partial, out)
+    finalize_dataset_dir(partial, out, protect=(source,))
     log(f"wrote {out}: {data.n:,} pairs, image {data.image_dim}-d, text {data.text_dim}-d, "
         f"{data.labels.shape[1]} labels; split {split.protocol} (hash {split.hash})")
     return out
@@ -592,10 +599,21 @@ def verify(path: str | os.PathLike) -> list[tuple[str, bool, str]]:
     if not (path / "meta.json").is_file():
         why = f" (an unfinished preparation is at {partial}; rerun the same prepare command to resume)" if partial.exists() else ""
         return [("folder", False, f"{path}: no meta.json, not a finished dataset folder{why}")]
-    meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-    for fname, digest in meta.get("files", {}).items():
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return [("meta.json", False, f"invalid JSON ({exc})")]
+    if not isinstance(meta, dict):
+        return [("meta.json", False, "not a JSON object")]
+    files = meta.get("files", {})
+    if not isinstance(files, dict):
+        results.append(("file hashes", False, "meta.json 'files' is not an object"))
+        files = {}
+    for fname, digest in files.items():
         f = path / fname
-        if not f.is_file():
+        if Path(fname).name != fname or not isinstance(digest, str):
+            results.append((f"file {fname}", False, "not a plain file name with a sha256 (meta.json was edited)"))
+        elif not f.is_file():
             results.append((f"file {fname}", False, "missing"))
         else:
             got = file_sha256(f)
@@ -607,6 +625,7 @@ def verify(path: str | os.PathLike) -> list[tuple[str, bool, str]]:
     except DataError as exc:
         return results + [("load", False, str(exc))]
     s, want = ds.summary(), meta.get("summary", {})
+    want = want if isinstance(want, dict) else {}
     for key in ("items", "image_dim", "text_dim", "classes", "split", "split_hash"):
         if key in want:
             results.append((key, s[key] == want[key], f"{s[key]}" if s[key] == want[key] else f"{s[key]} != recorded {want[key]}"))
@@ -644,9 +663,8 @@ def prepare_image_lists(root: str | os.PathLike, out: str | os.PathLike, query_l
     from crossmodal.data.images import parse_image_list
     from crossmodal.features import make_featurizer
 
-    root, out = Path(root), Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise DataError(f"{out}: folder exists and is not empty; choose another --out or pass --overwrite")
+    root, out = Path(root), _out_path(out)
+    check_overwrite(out, overwrite, protect=(root,))
     lists = {"query": query_list, "database": database_list, "train": train_list}
     parsed = {k: parse_image_list(v if Path(v).is_absolute() else root / v) for k, v in lists.items() if v}
     widths = {lab.shape[1] for _, lab in parsed.values()}
@@ -693,7 +711,7 @@ def prepare_image_lists(root: str | os.PathLike, out: str | os.PathLike, query_l
     split = Split(train, validation, query, database, seed=seed, protocol="lists")
     ds = Dataset(data=data, split=split, name=name, featurizers={"image": img_f})
     write_dataset_files(ds, partial, present=("image.npy",))
-    finalize_dataset_dir(partial, out)
+    finalize_dataset_dir(partial, out, protect=(root,))
     log(f"wrote {out}: {data.n:,} images, {data.image_dim}-d features, {data.labels.shape[1]} labels; "
         f"{len(query):,} queries, {len(database):,} database, {len(train):,} train, {len(validation):,} validation")
     return out

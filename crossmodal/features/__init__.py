@@ -18,6 +18,37 @@ STOPWORDS = frozenset({"a", "an", "and", "the", "with", "of", "in", "on", "at", 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
+MAX_IMAGE_PIXELS = 100_000_000  # a query image above this (e.g. 10,000 x 10,000) is refused
+
+
+def open_image(path, max_pixels: int | None = None):
+    """Open an image file for reading, refusing one larger than ``max_pixels`` (default
+    :data:`MAX_IMAGE_PIXELS`) before its pixels are decoded. Returns an open PIL image."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels)
+    if not p.is_file():
+        raise DataError(f"{p}: image file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)
+    except Image.DecompressionBombError:
+        raise DataError(f"{p}: the image is larger than the {limit:,}-pixel limit for queries; "
+                        "downscale it (e.g. to 1024 px a side)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"{p}: not a readable image ({exc})") from None
+    w, h = im.size
+    if w * h > limit:
+        im.close()
+        raise DataError(f"{p}: the image is {w} x {h} = {w * h:,} pixels, over the {limit:,}-pixel limit for "
+                        "queries; downscale it (e.g. to 1024 px a side)")
+    return im
+
+
 def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
@@ -110,18 +141,19 @@ class PixelFeaturizer:
 
     def load_images(self, paths: list[str | Path]) -> np.ndarray:
         """Read image files (PNG, JPEG, ...) as (N, size, size, 3) uint8."""
-        from PIL import Image, UnidentifiedImageError
+        import warnings
+
+        from PIL import Image
 
         out = []
         for p in paths:
-            p = Path(p)
-            if not p.is_file():
-                raise DataError(f"{p}: image file not found")
-            try:
-                with Image.open(p) as im:
-                    out.append(np.asarray(im.convert("RGB").resize((self.size, self.size), Image.BILINEAR)))
-            except (UnidentifiedImageError, OSError) as exc:
-                raise DataError(f"{p}: not a readable image ({exc})") from None
+            with open_image(p) as im:
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                        out.append(np.asarray(im.convert("RGB").resize((self.size, self.size), Image.BILINEAR)))
+                except (OSError, ValueError, SyntaxError) as exc:
+                    raise DataError(f"{p}: not a readable image ({exc})") from None
         return np.stack(out)
 
     def embed_query(self, path) -> np.ndarray:
@@ -151,13 +183,44 @@ _KINDS = {"bow": BowFeaturizer, "pixels": PixelFeaturizer, "hf-image": _lazy("HF
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
 
 
-def featurizer_from_dict(d: dict, **kw):
-    """Rebuild a featurizer from its ``to_dict()`` (extra keyword arguments, e.g. ``device``,
-    go to neural featurizers)."""
+# What a stored featurizer may say, per kind: key -> allowed types. Anything else in a
+# featurizers.json / meta.json is refused, so an edited file cannot switch on downloads, pick a
+# device or reach any other constructor argument; those come only from the caller.
+STORED_KEYS = {
+    "bow": {"vocabulary": (list,), "stopwords": (list,), "binary": (bool,), "tags": (bool,)},
+    "pixels": {"size": (int,), "pool": (int,)},
+    "hf-image": {"model": (str,), "batch_size": (int,)},
+    "hf-text": {"model": (str,), "batch_size": (int,), "max_length": (int,)},
+    "vgg19": {"weights": (str, type(None)), "batch_size": (int,), "random_init": (bool,)},
+}
+CALLER_KEYS = ("device", "allow_download")
+
+
+def featurizer_from_dict(d: dict, where: str = "featurizer", **kw):
+    """Rebuild a featurizer from its ``to_dict()``, reading only the allow-listed keys of its
+    kind (:data:`STORED_KEYS`); ``device`` and ``allow_download`` come from the caller's
+    keyword arguments only (``allow_download`` defaults to False: no network)."""
+    if not isinstance(d, dict):
+        raise DataError(f"{where}: expected an object with a 'kind', got {type(d).__name__}")
     kind = d.get("kind")
     if kind not in _KINDS:
-        raise DataError(f"unknown featurizer kind {kind!r}; known: {', '.join(_KINDS)}")
-    args = {k: v for k, v in d.items() if k != "kind"}
+        raise DataError(f"{where}: unknown featurizer kind {kind!r}; known: {', '.join(_KINDS)}")
+    allowed = STORED_KEYS[kind]
+    args = {}
+    for k, v in d.items():
+        if k == "kind":
+            continue
+        if k not in allowed:
+            raise DataError(f"{where}: key {k!r} is not a stored setting of a {kind} featurizer (allowed: "
+                            f"{', '.join(allowed)}); the file was edited, restore it")
+        if not isinstance(v, allowed[k]) or (isinstance(v, bool) and bool not in allowed[k]):
+            raise DataError(f"{where}: {k}={v!r} has the wrong type for a {kind} featurizer; the file was edited")
+        if isinstance(v, int) and not isinstance(v, bool) and not 0 < v <= 1 << 20:
+            raise DataError(f"{where}: {k}={v} is out of range; the file was edited")
+        args[k] = v
+    unknown = set(kw) - set(CALLER_KEYS)
+    if unknown:
+        raise DataError(f"featurizer_from_dict: unknown argument(s) {', '.join(sorted(unknown))}")
     if kind in ("hf-image", "hf-text", "vgg19"):
         args.update(kw)
     return _KINDS[kind](**args)

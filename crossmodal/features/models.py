@@ -31,14 +31,14 @@ def _as_rgb_arrays(images) -> list[np.ndarray]:
     out = []
     for im in images:
         if isinstance(im, (str, Path)):
+            from crossmodal.features import open_image
+
             p = Path(im)
-            if not p.is_file():
-                raise DataError(f"{p}: image file not found")
-            try:
-                with Image.open(p) as f:
+            with open_image(p) as f:
+                try:
                     out.append(np.asarray(f.convert("RGB")))
-            except (UnidentifiedImageError, OSError) as exc:
-                raise DataError(f"{p}: not a readable image ({exc})") from None
+                except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+                    raise DataError(f"{p}: not a readable image ({exc})") from None
         elif isinstance(im, Image.Image):
             out.append(np.asarray(im.convert("RGB")))
         else:

@@ -10,8 +10,11 @@ only, no pickle); ``load_hasher(dir)`` reads any method back.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,12 +201,12 @@ class Hasher:
             "class": f"{type(self).__module__}:{type(self).__qualname__}", "bits": self.bits,
             "seed": self.seed, "config": self.config, "dims": self.dims,
         }
-        tmp = d / "state.npz.tmp"
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **self._get_state())
-        os.replace(tmp, d / "state.npz")
-        (d / "hasher.json.tmp").write_text(json.dumps(header, indent=2), encoding="utf-8")
-        os.replace(d / "hasher.json.tmp", d / "hasher.json")
+        from crossmodal.engine import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.savez(buf, **self._get_state())
+        atomic_write_bytes(d / "state.npz", buf.getvalue())
+        atomic_write_bytes(d / "hasher.json", json.dumps(header, indent=2).encode("utf-8"))
         return d
 
     @classmethod
@@ -220,26 +223,33 @@ def load_hasher(directory: str | os.PathLike) -> Hasher:
         header = json.loads((d / "hasher.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{d}: no hasher.json; not a saved model folder") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{d / 'hasher.json'}: damaged ({exc})") from None
-    if header.get("format") != HASHER_FORMAT:
-        raise DataError(f"{d}: model format {header.get('format')} is not readable by crossmodal {__version__}")
+    if not isinstance(header, dict) or header.get("format") != HASHER_FORMAT:
+        fmt = header.get("format") if isinstance(header, dict) else None
+        raise DataError(f"{d}: model format {fmt} is not readable by crossmodal {__version__}")
     try:
-        cls = get_method(header["method"], trusted=False)
+        cls = get_method(str(header["method"]), trusted=False)
     except ConfigError:
-        where = header.get("class", "").partition(":")[0]
+        where = str(header.get("class", "")).partition(":")[0]
         if not where or where.startswith("crossmodal."):
             raise
         raise ConfigError(f"{d}: the model's method {header['method']!r} comes from your module {where!r}; a saved "
                           f"model never imports code by itself: run `crossmodal --import {where} ...`") from None
-    h = cls(header["bits"], seed=header["seed"], **header["config"])
-    h.dims = {k: int(v) for k, v in header["dims"].items()}
+    except (KeyError, TypeError) as exc:
+        raise DataError(f"{d / 'hasher.json'}: damaged ({type(exc).__name__}: {exc}); train the run again") from None
+    try:
+        h = cls(header["bits"], seed=header["seed"], **header["config"])
+        h.dims = {str(k): int(v) for k, v in header["dims"].items()}
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise DataError(f"{d / 'hasher.json'}: damaged ({type(exc).__name__}: {exc}); train the run again") from None
     if h.text_optional and not h.dims.get("text"):
         h.modalities = ("image",)
     try:
         with np.load(d / "state.npz", allow_pickle=False) as z:
             state = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{d / 'state.npz'}: missing, unreadable or truncated ({exc})") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{d / 'state.npz'}: missing, unreadable or truncated ({exc}); "
+                        "the model folder is damaged, train the run again") from None
     h._set_state(state)
     return h

@@ -98,6 +98,8 @@ class Param:
             return None
         try:
             out = self._convert(value)
+        except OverflowError:
+            raise ConfigError(f"{where}: {self.name}={value!r} is not a finite number; give a finite value") from None
         except (TypeError, ValueError):
             kind = f"list of {self.item.__name__}" if self.type is list and self.item else self.type.__name__
             raise ConfigError(f"{where}: {self.name}={value!r} is not a valid {kind}") from None
@@ -126,16 +128,15 @@ class Param:
             return items
         if isinstance(value, bool) and self.type in (int, float):
             raise ValueError(value)
-        if self.type is int:
-            f = float(value)
-            if not math.isfinite(f) or f != int(f):
-                raise ValueError(value)
-            return int(f)
-        if self.type is float:
+        if self.type in (int, float):
             f = float(value)
             if not math.isfinite(f):
+                raise OverflowError(value)
+            if self.type is float:
+                return f
+            if f != int(f):
                 raise ValueError(value)
-            return f
+            return int(f)
         if self.type is str:
             if not isinstance(value, (str, int, float)):
                 raise ValueError(value)

@@ -45,14 +45,17 @@ class Report:
         return {"meta": self.meta, "conventions": CONVENTIONS, "results": self.results}
 
     def save_json(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
-        return path
+        from crossmodal.engine import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> "Report":
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(results=d["results"], meta=d["meta"])
+        try:
+            d = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls(results=dict(d["results"]), meta=dict(d["meta"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{path}: damaged report ({type(exc).__name__}: {exc})") from None
 
     def metric_names(self) -> list[str]:
         first = next(iter(self.results.values()))
@@ -71,6 +74,9 @@ class Report:
         ]
         for d, r in self.results.items():
             lines.append(f"| {LABELS.get(d, d)} | " + " | ".join(f"{r[n]:.4f}" for n in names) + " |")
+        if m.get("n_query_without_relevant"):
+            lines += ["", f"Note: {m['n_query_without_relevant']} of {m.get('n_query')} queries share no label with "
+                          "any database item; they score AP 0 and are counted."]
         conv = {**CONVENTIONS, "database codes": m.get("database_codes") or "per-modality"}
         if m.get("model_selection"):
             conv["model selection"] = m["model_selection"]
@@ -94,9 +100,20 @@ class Report:
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
+        from crossmodal.engine import atomic_savefig
+
+        try:
+            atomic_savefig(fig, path)
+        finally:
+            plt.close(fig)
         return Path(path)
+
+
+def queries_without_relevant(q_labels: np.ndarray, db_labels: np.ndarray) -> int:
+    """How many queries share no label with any database item (their AP is 0 by convention).
+    ``q_labels (Nq, C)``, ``db_labels (Ndb, C)`` 0/1."""
+    present = np.asarray(db_labels).astype(bool).any(axis=0)  # (C,)
+    return int((~(np.asarray(q_labels).astype(bool) & present).any(axis=1)).sum())
 
 
 def encode_part(hasher, data, modality: str) -> np.ndarray:
@@ -134,6 +151,10 @@ def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = 
     if dataset.data.labels is None:
         raise DataError(f"{dataset.name}: evaluation needs labels; this dataset has none")
     q, db = dataset.part(query_part), dataset.part(database_part)
+    no_relevant = queries_without_relevant(q.labels, db.labels)
+    if no_relevant == q.n:
+        raise DataError(f"{dataset.name}: no query shares a label with any database item (are the labels all zero?), "
+                        "so every score would be 0; check labels.npy")
     codes: dict = {}
 
     stored = getattr(hasher, "stored_codes", None)  # imported codes (crossmodal.external)
@@ -164,6 +185,7 @@ def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = 
         "split_protocol": dataset.split.protocol,
         "n_query": q.n,
         "n_database": db.n,
+        "n_query_without_relevant": no_relevant,
         "ks": list(ks),
         "norm": norm,
         "database_codes": database_codes,

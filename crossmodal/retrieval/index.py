@@ -13,13 +13,17 @@ returns ``(lims, D, I)`` with query ``i``'s hits in ``D[lims[i]:lims[i+1]]``, so
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from crossmodal import __version__
+from crossmodal.engine import atomic_write_bytes
 from crossmodal.errors import DataError
 from crossmodal.retrieval.codes import check_bits, check_codes, hamming_distance, n_bytes
 
@@ -68,6 +72,7 @@ class HammingIndex:
         self.width = n_bytes(self.bits)
         self._codes = np.zeros((0, self.width), dtype=np.uint8)
         self._faiss_index = self._new_faiss() if backend == "faiss" else None
+        self.meta: dict = {}  # saved with the index: e.g. the model and modality the codes came from
 
     def _new_faiss(self):
         faiss = _faiss()
@@ -162,19 +167,20 @@ class HammingIndex:
         header = {
             "format": INDEX_FORMAT, "crossmodal": __version__, "bits": self.bits, "kind": self.kind,
             "backend": self.backend, "hnsw_m": self.hnsw_m, "ef_construction": self.ef_construction,
-            "ef_search": self.ef_search,
+            "ef_search": self.ef_search, "meta": self.meta,
         }
         arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), "codes": self._codes}
         if self.kind == "hnsw" and self._faiss_index is not None:
             arrays["faiss"] = _faiss().serialize_index_binary(self._faiss_index)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(path, buf.getvalue())
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "HammingIndex":
+    def load(cls, path: str | os.PathLike, expect: dict | None = None) -> "HammingIndex":
+        """Read an index written by :meth:`save`. ``expect``: entries its ``meta`` must hold
+        (e.g. the identity of the model that made the codes); a difference is an error."""
         path = Path(path)
         if not path.is_file():
             raise DataError(f"{path}: index file not found")
@@ -183,13 +189,25 @@ class HammingIndex:
                 header = json.loads(bytes(z["header"]).decode())
                 codes = z["codes"]
                 graph = z["faiss"] if "faiss" in z.files else None
-        except (ValueError, OSError, KeyError, EOFError) as exc:
-            raise DataError(f"{path}: not a crossmodal Hamming index, or truncated ({exc})") from None
+            if not isinstance(header, dict):
+                raise ValueError("header is not an object")
+        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise DataError(f"{path}: not a crossmodal Hamming index, or truncated ({exc}); rebuild it") from None
         if header.get("format") != INDEX_FORMAT:
             raise DataError(f"{path}: index format {header.get('format')} is not the one this crossmodal reads ({INDEX_FORMAT}); rebuild it")
-        backend = header["backend"] if header["backend"] in available_backends() else "numpy"
-        idx = cls(header["bits"], kind=header["kind"], backend=backend, hnsw_m=header["hnsw_m"],
-                  ef_construction=header["ef_construction"], ef_search=header["ef_search"])
+        meta = header.get("meta") if isinstance(header.get("meta"), dict) else {}
+        legacy = "meta" not in header  # written before indexes recorded their model: nothing to check
+        for k, want in ({} if legacy else expect or {}).items():
+            if meta.get(k) != want:
+                raise DataError(f"{path}: the index was built for {k} {meta.get(k)!r}, not {want!r} (copied from "
+                                "another run?); use the index of this run, or train again")
+        try:
+            backend = header["backend"] if header["backend"] in available_backends() else "numpy"
+            idx = cls(header["bits"], kind=header["kind"], backend=backend, hnsw_m=header["hnsw_m"],
+                      ef_construction=header["ef_construction"], ef_search=header["ef_search"])
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"{path}: damaged index header ({exc}); rebuild it") from None
+        idx.meta = meta
         if graph is not None and backend == "faiss":
             idx._faiss_index = _faiss().deserialize_index_binary(graph)
             idx._faiss_index.hnsw.efSearch = idx.ef_search

@@ -156,18 +156,30 @@ def test_fsh_hash_function_step_is_least_squares(rng):
     assert np.allclose(W, ref, atol=1e-10)
 
 
-def test_fsh_code_steps_maximise_their_terms(rng, toy_small):
-    """Each discrete step is the exact maximiser of its linear objective: B of
-    Tr(B^T (Bs S^T + 2 lambda W^T X)), Bs of Tr(Bs^T B S) (checked against random flips)."""
-    from crossmodal.methods.fsh import _sign
+def test_fsh_code_steps_maximise_the_objective(rng):
+    """The B step maximises the FSH objective over binary B (checked against every single-bit
+    flip, with the objective written out with its norms); the Bs step maximises Tr(Bs^T B S)."""
+    from crossmodal.methods.fsh import _sign, b_step_scores
 
-    G = rng.standard_normal((6, 20))
-    B = _sign(G)
-    for _ in range(20):
-        flip = B.copy()
-        i, j = rng.integers(6), rng.integers(20)
-        flip[i, j] *= -1
-        assert np.sum(B * G) >= np.sum(flip * G)
+    X, Y = _paired(rng, n=15)
+    Wx, Wy = rng.standard_normal((6, 4)), rng.standard_normal((4, 4))
+    Bs = _sign(rng.standard_normal((4, 5)))
+    S = rng.random((15, 5))
+    lam = 0.3
+    obj = lambda B: np.trace(Bs @ S.T @ B.T) - lam * (np.sum((B - (X @ Wx).T) ** 2) + np.sum((B - (Y @ Wy).T) ** 2))
+    B = _sign(b_step_scores(Bs, S, X, Y, Wx, Wy, lam))
+    best = obj(B)
+    for i in range(4):
+        for j in range(15):
+            flip = B.copy()
+            flip[i, j] *= -1
+            assert obj(flip) <= best + 1e-12
+    Bs_new = _sign(B @ S)
+    for i in range(4):
+        for j in range(5):
+            flip = Bs_new.copy()
+            flip[i, j] *= -1
+            assert np.trace(flip.T @ B @ S) <= np.trace(Bs_new.T @ B @ S) + 1e-12
 
 
 def test_fsh_eta_update_follows_the_released_formula():
@@ -246,3 +258,13 @@ def test_cli_train_on_wiki(tmp_path, wiki_dir, name, extra):
     report = json.loads((runs[0] / "report.json").read_text())
     assert report["meta"]["database_codes"] == ("unified" if name == "fsh" else "per-modality")
     assert 0.1 < report["results"]["t2i"]["mAP@all"] < 1
+
+
+def test_options_paths_run(toy_small):
+    tr, q = toy_small.part("train"), toy_small.part("query")
+    a = get_method("imh")(8, seed=3, max_train=100, n_neighbours=4).fit(tr)
+    b = get_method("imh")(8, seed=3, max_train=100, n_neighbours=4).fit(tr)
+    assert np.array_equal(a.encode_image(q.image), b.encode_image(q.image))   # seeded subset
+    f = get_method("fsh")(8, seed=0, iters=3, n_anchors=15, n_neighbours=3, anchors="kmeans", init="cca").fit(tr)
+    assert f.encode_pair(q.image, q.text_dense()).shape == (len(q.image), 1)
+    assert 0.0 <= float(f.state["eta"]) <= 1.0

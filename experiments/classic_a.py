@@ -99,9 +99,10 @@ def table(rows) -> str:
         cells = []
         pub = []
         for b in (16, 32, 64, 128):
-            r = [x for x in rows if (x["protocol"], x["method"], x["database_codes"], x["metric"], x["direction"]) == key
-                 and x["bits"] == b]
-            cells.append("" if not r else (f"{r[0]['mean']:.4f}" + (f" ±{r[0]['std']:.4f}" if r[0]["seeds"] > 1 else "")))
+            r = [x for x in rows if x["bits"] == b and
+                 (x["protocol"], x["method"], x["database_codes"], x["metric"], x["direction"]) == key]
+            std = f" ±{r[0]['std']:.4f}" if r and r[0]["seeds"] > 1 else ""
+            cells.append("" if not r else f"{r[0]['mean']:.4f}{std}")
             p = PUBLISHED.get((key[0], key[1], key[4], b))
             pub.append("n/a" if p is None else f"{p[0]:.4f}")
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {'I→T' if key[4] == 'i2t' else 'T→I'} | "

@@ -38,6 +38,9 @@ Choices the paper leaves open (ours):
   then constant). That is what the relaxation gives; we keep it (no random lift). ``bits``
   must not exceed Di + Dt.
 
+Saved state: ``image_mean (Di,)``, ``text_mean (Dt,)``, ``image_W (Di, bits)``, ``text_W (Dt, bits)``,
+``eigenvalues (bits,)``, all float64; codes ``sign((x - mean) @ W)``.
+
 Sources: the paper (sections 3-4); the MATLAB CVH baseline distributed with cross-modal hashing
 code collections (e.g. BMC-SDNU/Cross-Modal-Hashing-Retrieval, ``CVH_learn.m`` /
 ``CVHtrainCCA.m``: CCA-style generalised eigenproblem ``eigs(Cxy Cyy Cxy', Cxx)``).

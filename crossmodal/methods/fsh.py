@@ -211,7 +211,8 @@ class FSH(Hasher):
                 tracker.log({"fsh/eta": eta}, step=it + 1)
         self.history.append({"eta": eta})
         self.state.update({"image_W": Wx, "text_W": Wy, "anchor_codes": Bs, "anchor_image": ax, "anchor_text": ay,
-                           "graph_image": G1, "graph_text": G2, "eta": np.array(eta), "train_codes": B.T.astype(np.int8)})
+                           "graph_image": G1, "graph_text": G2, "eta": np.array(eta),
+                           "train_codes": B.T.astype(np.int8)})
 
     def fused_similarity(self, Xi: np.ndarray, Xt: np.ndarray) -> np.ndarray:
         """``(N, M)`` fused similarity of preprocessed pairs to the anchors (the ``S`` of training)."""
@@ -229,9 +230,14 @@ class FSH(Hasher):
         Pi, Pt = self._prep("image", Xi), self._prep("text", Xt)
         S = self.fused_similarity(Pi, Pt)
         s = self.state
-        return b_step_scores(s["anchor_codes"], S, Pi, Pt, s["image_W"], s["text_W"], self.config["regression_weight"]).T
+        lam = self.config["regression_weight"]
+        return b_step_scores(s["anchor_codes"], S, Pi, Pt, s["image_W"], s["text_W"], lam).T
 
     def _get_state(self):
+        """Saved arrays: ``image_mean (Di,)``, ``text_mean (Dt,)``, ``image_W (Di, bits)``,
+        ``text_W (Dt, bits)``, ``anchor_codes (bits, M)``, ``anchor_image (M, Di)``,
+        ``anchor_text (M, Dt)``, ``graph_image``, ``graph_text (M, M)`` (K_x T_y^T, K_y T_x^T),
+        ``eta ()`` float64, ``train_codes (N, bits)`` int8 (the learned B); float64 unless noted."""
         return {k: np.asarray(v) for k, v in self.state.items()}
 
     def _set_state(self, state):

@@ -33,6 +33,10 @@ Choices the paper leaves open (ours, each a parameter):
 * Medians are taken on the training projections and stored, so a query is coded alone; the
   MATLAB code takes the median of whatever batch it is coding (the query set itself).
 
+Saved state: ``image_mean (Di,)``, ``text_mean (Dt,)``, ``image_W (Di, bits)``, ``text_W (Dt, bits)``,
+``image_threshold``, ``text_threshold (bits,)``, ``eigenvalues (bits,)``, all float64; codes
+``sign((x - mean) @ W - threshold)``.
+
 Sources: the paper (section 4); the authors' MATLAB ``crossMediaTraining.m`` (comments "B/C/E/F
 in the paper"; ``U = 10000 I`` for the paired items, ``beta = lambda = 10^-3`` in the copy
 shipped with yolo2233/cross-modal-hasing-playground) and the baseline copy ``IMH_learn.m`` in
@@ -101,10 +105,12 @@ class IMH(LinearHasher):
     params = (
         Param("beta", 1e-3, float, Range(0, None, low_open=True), "β: ridge of the regression hash functions"),
         Param("intra_weight", 1e-3, float, Range(0, None), "λ: weight of intra-media consistency (kNN Laplacians)"),
-        Param("inter_weight", 1e4, float, Range(0, None, low_open=True), "u: weight of inter-media consistency of pairs"),
+        Param("inter_weight", 1e4, float, Range(0, None, low_open=True),
+              "u: weight of inter-media consistency of pairs"),
         Param("n_neighbours", 10, int, Range(1, None), "k of each modality's kNN graph"),
         Param("skip_first", True, bool, None, "drop the eigenvector of smallest eigenvalue (authors' code)"),
-        Param("max_train", 6000, int, Range(10, None), "train on a seeded subset of this many pairs when larger (N x N eigenproblem)"),
+        Param("max_train", 6000, int, Range(10, None),
+              "train on a seeded subset of this many pairs when larger (N x N eigenproblem)"),
     )
 
     def _fit(self, train: PairedData, valid, tracker) -> None:

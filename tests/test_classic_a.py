@@ -268,3 +268,20 @@ def test_options_paths_run(toy_small):
     f = get_method("fsh")(8, seed=0, iters=3, n_anchors=15, n_neighbours=3, anchors="kmeans", init="cca").fit(tr)
     assert f.encode_pair(q.image, q.text_dense()).shape == (len(q.image), 1)
     assert 0.0 <= float(f.state["eta"]) <= 1.0
+
+
+def test_reproduction_script_on_uci(capsys, tmp_path):
+    from tests.conftest import _data_dir
+
+    uci = _data_dir("uci-handwritten", "uci_all.mat")
+    from experiments.classic_a import load_uci, main
+
+    ds = load_uci(uci)
+    assert (len(ds.split.train), len(ds.split.query), len(ds.split.database)) == (1500, 500, 1500)
+    assert main(["--uci-root", str(uci), "--methods", "cvh", "--bits", "16", "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| uci-fsh-released | cvh | per-modality | mAP@100 | I→T | 0." in out
+    import json
+
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert {r["metric"] for r in rows} == {"mAP@all", "mAP@100"} and len(rows) == 4

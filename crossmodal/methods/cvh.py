@@ -26,7 +26,7 @@ as the paper notes (checked by the tests against :func:`crossmodal.methods.basel
 Choices the paper leaves open (ours):
 
 * ``graph``: ``identity`` (default; W = I, the paired-data case = the CCA special case, which is
-  also what the MATLAB CVH used as a baseline by the CMFH/LSSH/SCM-era papers solves) or
+  also what the MATLAB CVH baseline found in public code collections solves) or
   ``knn``: W = I + (G_image + G_text) / 2 with G the symmetrised binary kNN graph of each view
   (``n_neighbours``), i.e. objects close in either view count as similar.
 * ``reg``: ridge on the constraint covariances, relative to their mean variance (the released

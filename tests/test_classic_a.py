@@ -1,0 +1,287 @@
+"""CVH, IMH and FSH: each core step against a small dense reference, shapes, persistence, CLI."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy import linalg
+
+from crossmodal.errors import ConfigError, DataError
+from crossmodal.methods import get_method, load_hasher
+from crossmodal.retrieval.evaluate import evaluate
+
+
+def _paired(rng, n=40, dx=6, dy=4):
+    Z = rng.standard_normal((n, 3))
+    X = Z @ rng.standard_normal((3, dx)) + 0.3 * rng.standard_normal((n, dx))
+    Y = Z @ rng.standard_normal((3, dy)) + 0.3 * rng.standard_normal((n, dy))
+    return X - X.mean(0), Y - Y.mean(0)
+
+
+# -- CVH ------------------------------------------------------------------------------------
+def test_cvh_trace_form_equals_the_brute_force_double_sum(rng):
+    from crossmodal.methods.cvh import cvh_objective
+
+    X, Y = _paired(rng, n=12)
+    W = rng.random((12, 12))
+    W = (W + W.T) / 2
+    A = rng.standard_normal((X.shape[1] + Y.shape[1], 3))
+    views = [X @ A[:6], Y @ A[6:]]              # codes of every object in each view
+    brute = 0.0
+    for i in range(12):
+        for j in range(12):
+            for u in views:
+                for v in views:
+                    brute += W[i, j] * np.sum((u[i] - v[j]) ** 2)
+    assert cvh_objective(A, X, Y, W) == pytest.approx(brute / (2 * 12), rel=1e-10)
+
+
+def test_cvh_with_identity_similarity_is_cca(rng):
+    from crossmodal.methods.baselines import cca
+    from crossmodal.methods.cvh import cvh_matrices
+
+    X, Y = _paired(rng, n=200)
+    M, C = cvh_matrices(X, Y, None, 0.0)
+    evals, A = linalg.eigh(M, C)
+    _, _, rho = cca(X, Y, reg=0.0)
+    assert np.allclose(evals[:4], 1 - rho, atol=1e-8)       # eigenvalues 1 - canonical correlations
+    assert np.allclose(evals[-4:], (1 + rho)[::-1], atol=1e-8)
+    Wx, Wy, _ = cca(X, Y, reg=0.0)
+    for j in range(4):                                       # same directions (up to sign and scale)
+        c = np.corrcoef(X @ A[:6, j], X @ Wx[:, j])[0, 1]
+        assert abs(c) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_cvh_fit_solves_the_generalised_eigenproblem(rng, toy_small):
+    from crossmodal.methods.cvh import cvh_matrices
+
+    h = get_method("cvh")(8, graph="knn", n_neighbours=4).fit(toy_small.part("train"))
+    tr = toy_small.part("train")
+    X = tr.image.astype(np.float64) - h.state["image_mean"]
+    Y = tr.text_dense().astype(np.float64) - h.state["text_mean"]
+    from crossmodal.methods.cvh import knn_affinity
+
+    W = (knn_affinity(X, 4) + knn_affinity(Y, 4)) * 0.5 + sp.identity(len(X))
+    M, C = cvh_matrices(X, Y, W, h.config["reg"])
+    A = np.vstack([h.state["image_W"], h.state["text_W"]])
+    assert np.allclose(M @ A, C @ A * h.state["eigenvalues"], atol=1e-6 * np.abs(M).max())
+    assert np.allclose(A.T @ C @ A, np.eye(8), atol=1e-6)     # uncorrelated unit-variance bits
+    assert np.allclose(h.state["eigenvalues"], linalg.eigvalsh(M, C)[:8], atol=1e-8)
+
+
+def test_cvh_refuses_more_bits_than_directions(toy_small):
+    with pytest.raises(ConfigError, match="at most"):
+        get_method("cvh")(1024).fit(toy_small.part("train"))
+
+
+# -- IMH ------------------------------------------------------------------------------------
+def test_imh_regression_residual_is_the_ridge_minimum(rng):
+    from crossmodal.methods.imh import regression_residual
+
+    X, _ = _paired(rng, n=30)
+    Yc = rng.standard_normal((30, 3))
+    beta = 0.7
+    # min_W ||X W - Y||^2 + beta ||W||^2 by least squares on the augmented system
+    Xa = np.vstack([X, np.sqrt(beta) * np.eye(X.shape[1])])
+    Ya = np.vstack([Yc, np.zeros((X.shape[1], 3))])
+    W, *_ = np.linalg.lstsq(Xa, Ya, rcond=None)
+    best = np.sum((X @ W - Yc) ** 2) + beta * np.sum(W ** 2)
+    assert np.trace(Yc.T @ regression_residual(X, beta) @ Yc) == pytest.approx(best, rel=1e-9)
+
+
+def test_imh_eigen_matrix_is_the_objective_with_y2_at_its_optimum(rng):
+    from crossmodal.methods.imh import imh_matrices, imh_objective, laplacian
+
+    X1, X2 = _paired(rng, n=25)
+    L1, L2 = laplacian(X1, 3), laplacian(X2, 3)
+    args = (0.5, 0.3, 2.0)                    # beta, lambda, u
+    C, E = imh_matrices(X1, X2, L1, L2, *args)
+    Y1 = rng.standard_normal((25, 4))
+    f = imh_objective(Y1, E @ Y1, X1, X2, L1, L2, *args)
+    assert np.trace(Y1.T @ C @ Y1) == pytest.approx(f, rel=1e-9)     # C = objective after eliminating Y2
+    for _ in range(5):                                                 # Y2 = E Y1 is the minimiser
+        Y2 = E @ Y1 + 1e-3 * rng.standard_normal((25, 4))
+        assert imh_objective(Y1, Y2, X1, X2, L1, L2, *args) > f
+
+
+def test_imh_fit_takes_the_smallest_eigenvectors(toy_small):
+    from crossmodal.methods.imh import imh_matrices, laplacian
+
+    tr = toy_small.part("train")
+    h = get_method("imh")(6, n_neighbours=5).fit(tr)
+    X1 = tr.image.astype(np.float64) - h.state["image_mean"]
+    X2 = tr.text_dense().astype(np.float64) - h.state["text_mean"]
+    c = h.config
+    C, _ = imh_matrices(X1, X2, laplacian(X1, 5), laplacian(X2, 5), c["beta"], c["intra_weight"], c["inter_weight"])
+    assert np.allclose(h.state["eigenvalues"], np.linalg.eigvalsh(C)[1:7], rtol=1e-6, atol=1e-9)
+    # median thresholds: every bit is balanced on the training set
+    bits = h.project("image", tr.image) >= 0
+    assert np.all(np.abs(bits.mean(0) - 0.5) <= 1 / len(tr.image) + 1e-12)
+
+
+# -- FSH ------------------------------------------------------------------------------------
+def _matlab_fusion(X, Y, ax, ay, k):
+    """The released trainFSH.m double loop, transcribed (tiny sizes only)."""
+    dist = lambda A, B: np.sqrt(np.maximum(((A[:, None] - B[None]) ** 2).sum(-1), 0))
+    indx = np.argsort(dist(X, ax), 1, kind="stable")[:, :k]
+    indy = np.argsort(dist(Y, ay), 1, kind="stable")[:, :k]
+    D3, D4 = dist(ax, ax), dist(ay, ay)
+    indax = np.argsort(D3, 1, kind="stable")[:, :k]
+    inday = np.argsort(D4, 1, kind="stable")[:, :k]
+    D3, D4 = np.exp(-D3 / 2), np.exp(-D4 / 2)
+    A1 = np.zeros((len(X), len(ax)))
+    A2 = np.zeros_like(A1)
+    for m1 in range(len(X)):
+        for m2 in range(len(ax)):
+            A1[m1, m2] = D3[np.ix_(indx[m1], inday[m2])].sum() / k ** 2
+            A2[m1, m2] = D4[np.ix_(indy[m1], indax[m2])].sum() / k ** 2
+    return A1, A2
+
+
+def test_fsh_fusion_graph_equals_the_released_double_loop(rng):
+    from crossmodal.methods.fsh import fusion_graphs
+
+    X, Y = _paired(rng, n=30)
+    pick = rng.permutation(30)[:8]
+    A1, A2, *_ = fusion_graphs(X, Y, X[pick], Y[pick], k=3)
+    R1, R2 = _matlab_fusion(X, Y, X[pick], Y[pick], 3)
+    assert np.allclose(A1, R1) and np.allclose(A2, R2)
+
+
+def test_fsh_hash_function_step_is_least_squares(rng):
+    X, _ = _paired(rng, n=50)
+    B = np.where(rng.standard_normal((5, 50)) >= 0, 1.0, -1.0)
+    h = get_method("fsh")(5, ridge=0.0)
+    W = h._lsq(X, B)
+    ref, *_ = np.linalg.lstsq(X, B.T, rcond=None)
+    assert np.allclose(W, ref, atol=1e-10)
+
+
+def test_fsh_code_steps_maximise_the_objective(rng):
+    """The B step maximises the FSH objective over binary B (checked against every single-bit
+    flip, with the objective written out with its norms); the Bs step maximises Tr(Bs^T B S)."""
+    from crossmodal.methods.fsh import _sign, b_step_scores
+
+    X, Y = _paired(rng, n=15)
+    Wx, Wy = rng.standard_normal((6, 4)), rng.standard_normal((4, 4))
+    Bs = _sign(rng.standard_normal((4, 5)))
+    S = rng.random((15, 5))
+    lam = 0.3
+    obj = lambda B: np.trace(Bs @ S.T @ B.T) - lam * (np.sum((B - (X @ Wx).T) ** 2) + np.sum((B - (Y @ Wy).T) ** 2))
+    B = _sign(b_step_scores(Bs, S, X, Y, Wx, Wy, lam))
+    best = obj(B)
+    for i in range(4):
+        for j in range(15):
+            flip = B.copy()
+            flip[i, j] *= -1
+            assert obj(flip) <= best + 1e-12
+    Bs_new = _sign(B @ S)
+    for i in range(4):
+        for j in range(5):
+            flip = Bs_new.copy()
+            flip[i, j] *= -1
+            assert np.trace(flip.T @ B @ S) <= np.trace(Bs_new.T @ B @ S) + 1e-12
+
+
+def test_fsh_eta_update_follows_the_released_formula():
+    from crossmodal.methods.fsh import eta_update
+
+    Kx, Ky = np.eye(3), 2 * np.eye(3)
+    B = np.ones((2, 4))
+    Bs = np.ones((2, 3))
+    A1, A2 = np.full((4, 3), 0.1), np.full((4, 3), 0.2)
+    p1 = 3 - 2 * 4 * 3 * 0.1
+    p2 = 6 - 2 * 4 * 3 * 0.2
+    want = (0.5 * p1) ** 2 / (0.5 * p1 + 0.5 * p2) ** 2
+    assert eta_update(Kx, Ky, B, Bs, A1, A2, 0.5, 0.5) == pytest.approx(min(max(want, 0), 1))
+
+
+def test_fsh_unified_codes_and_round_trip(tmp_path, toy_small):
+    tr, q = toy_small.part("train"), toy_small.part("query")
+    h = get_method("fsh")(16, seed=1, iters=5, n_anchors=20, n_neighbours=3).fit(tr)
+    assert h.unified_codes
+    codes = h.encode_pair(tr.image, tr.text_dense())
+    assert codes.shape == (len(tr.image), 2) and codes.dtype == np.uint8
+    # unified codes of the training pairs agree with the learned training codes B for most bits
+    B = np.unpackbits(codes, axis=1)[:, :16].astype(int) * 2 - 1
+    assert np.mean(B == h.state["train_codes"]) > 0.8
+    rep = evaluate(h, toy_small, database_codes="unified")
+    assert 0 <= rep.results["i2t"]["mAP@all"] <= 1
+    h.save(tmp_path / "fsh")
+    back = load_hasher(tmp_path / "fsh")
+    assert np.array_equal(back.encode_pair(q.image, q.text_dense()), h.encode_pair(q.image, q.text_dense()))
+    assert np.array_equal(back.encode_text(q.text_dense()), h.encode_text(q.text_dense()))
+    with pytest.raises(DataError, match="unified"):
+        evaluate(get_method("cvh")(8).fit(tr), toy_small, database_codes="unified")
+
+
+# -- all three ------------------------------------------------------------------------------
+FAST = {"cvh": {}, "imh": {"n_neighbours": 5}, "fsh": {"iters": 5, "n_anchors": 20, "n_neighbours": 3}}
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_fit_encode_shapes_and_save_load(tmp_path, toy_small, name):
+    tr, q = toy_small.part("train"), toy_small.part("query")
+    h = get_method(name)(24, seed=0, **FAST[name]).fit(tr)
+    ci, ct = h.encode_image(q.image), h.encode_text(q.text_dense())
+    assert ci.shape == ct.shape == (len(q.image), 3) and ci.dtype == np.uint8
+    assert h.project("image", q.image).shape == (len(q.image), 24)
+    h.save(tmp_path / name)
+    back = load_hasher(tmp_path / name)
+    assert type(back) is type(h) and back.config == h.config
+    assert np.array_equal(back.encode_image(q.image), ci)
+    assert np.array_equal(back.encode_text(q.text_dense()), ct)
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_beats_chance_on_toy(toy_small, name):
+    h = get_method(name)(16, seed=0, **FAST[name]).fit(toy_small.part("train"))
+    lsh = get_method("lsh")(16, seed=0).fit(toy_small.part("train"))
+    ours, base = evaluate(h, toy_small), evaluate(lsh, toy_small)
+    assert np.mean([ours.results[d]["mAP@all"] for d in ("i2t", "t2i")]) > \
+        np.mean([base.results[d]["mAP@all"] for d in ("i2t", "t2i")]) + 0.05
+
+
+@pytest.mark.parametrize("name,extra", [("cvh", []), ("imh", ["max_train=300"]), ("fsh", ["iters=3"])])
+def test_cli_train_on_wiki(tmp_path, wiki_dir, name, extra):
+    from crossmodal.cli import main
+
+    argv = ["train", name, "--dataset", "wiki", "--data-root", str(wiki_dir), "--bits", "32",
+            "--out", str(tmp_path), "--tracker", "none", *extra]
+    if name == "fsh":
+        argv += ["--database-codes", "unified"]
+    assert main(argv) == 0
+    runs = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert len(runs) == 1
+    assert (runs[0] / "model" / "hasher.json").is_file()
+    import json
+
+    report = json.loads((runs[0] / "report.json").read_text())
+    assert report["meta"]["database_codes"] == ("unified" if name == "fsh" else "per-modality")
+    assert 0.1 < report["results"]["t2i"]["mAP@all"] < 1
+
+
+def test_options_paths_run(toy_small):
+    tr, q = toy_small.part("train"), toy_small.part("query")
+    a = get_method("imh")(8, seed=3, max_train=100, n_neighbours=4).fit(tr)
+    b = get_method("imh")(8, seed=3, max_train=100, n_neighbours=4).fit(tr)
+    assert np.array_equal(a.encode_image(q.image), b.encode_image(q.image))   # seeded subset
+    f = get_method("fsh")(8, seed=0, iters=3, n_anchors=15, n_neighbours=3, anchors="kmeans", init="cca").fit(tr)
+    assert f.encode_pair(q.image, q.text_dense()).shape == (len(q.image), 1)
+    assert 0.0 <= float(f.state["eta"]) <= 1.0
+
+
+def test_reproduction_script_on_uci(capsys, tmp_path):
+    from tests.conftest import _data_dir
+
+    uci = _data_dir("uci-handwritten", "uci_all.mat")
+    from experiments.classic_a import load_uci, main
+
+    ds = load_uci(uci)
+    assert (len(ds.split.train), len(ds.split.query), len(ds.split.database)) == (1500, 500, 1500)
+    assert main(["--uci-root", str(uci), "--methods", "cvh", "--bits", "16", "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| uci-fsh-released | cvh | per-modality | mAP@100 | I→T | 0." in out
+    import json
+
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert {r["metric"] for r in rows} == {"mAP@all", "mAP@100"} and len(rows) == 4

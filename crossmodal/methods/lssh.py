@@ -85,11 +85,13 @@ def lasso_fista(D: np.ndarray, X: np.ndarray, lam: np.ndarray, iters: int, S0: n
     G = D.T @ D
     C = X.astype(dt, copy=False) @ D
     L = max(float(np.linalg.eigvalsh(G.astype(np.float64))[-1]), 1e-12)
+    # Z G costs N M² per iteration; (Z Dᵀ) D costs 2 N M p, cheaper when p < M / 2
+    gram = (lambda Z: Z @ G) if 2 * D.shape[0] >= D.shape[1] else (lambda Z: (Z @ D.T) @ D)
     thr = (np.asarray(lam, dtype=dt) / dt(L))[:, None]
     S = np.zeros((len(X), D.shape[1]), dtype=dt) if S0 is None else S0.astype(dt)
     Z, t = S.copy(), 1.0
     for _ in range(iters):
-        W = Z - (Z @ G - C) * dt(1.0 / L)
+        W = Z - (gram(Z) - C) * dt(1.0 / L)
         S_new = np.sign(W) * np.maximum(np.abs(W) - thr, 0.0)
         t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
         Z = S_new + dt((t - 1.0) / t_new) * (S_new - S)

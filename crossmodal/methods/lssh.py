@@ -7,10 +7,11 @@ preprocessed training images ``X (N, p)`` and texts ``T (N, Dt)`` (see below), s
 ``A (bits, Dt)`` and latent text representation ``Y (N, bits)`` (row-sample transpose of
 the paper's notation; official-code names, paper names in brackets)::
 
-    O = ||X - S B||² + Σ_n ρ_n ||s_n||₁ + γ ||Y - S R||² + μ ||T - Y A||²
+    O = ||X - S B||² + γ ||Y - S R||² + μ ||T - Y A||² + 2 Σ_n ρ_n ||s_n||₁
         s.t. every row (atom) of B, R and A has ||·||₂ ≤ 1
 
     ρ (paper λ): sparsity; γ (paper γ, official ``lambda``): link; μ: text factorisation.
+    (The factor 2 is SLEP's scaling: its lasso is ½||·||² + ρ_n||s||₁, as in the official S step.)
 
 Alternating updates (official order), ``iters`` times after an initial sparse coding of X:
 
@@ -41,7 +42,8 @@ and the coding step; ``LSSH_LM.m`` / ``train_lssh.m`` of the same release for μ
 
 Choices the paper leaves open (ours, stated):
   * Sparse coding: batched FISTA with a constant step 1/L (L = largest eigenvalue of the
-    dictionary's Gram matrix), ``sparse_iters`` iterations from zero. The official code runs 30
+    dictionary's Gram matrix), ``sparse_iters`` iterations from zero, all samples at once (the
+    gradient through DᵀD or through D and Dᵀ, whichever is cheaper). The official code runs 30
     iterations of SLEP's accelerated gradient with Nemirovski's line search, one sample at a
     time; both are truncated solvers of the same lasso (tested against scikit-learn's exact
     ``Lasso``).
@@ -51,8 +53,9 @@ Choices the paper leaves open (ours, stated):
   * Initialisation: B, R, A standard normal from the seed (the official code seeds MATLAB's
     ``randn('state', 1)``; we use the hasher's seed).
 
-Differs from the official code: only in the solvers above (and float64 NumPy instead of MATLAB);
-the objective, preprocessing, hyper-parameters and coding are the official ones.
+Differs from the official code: only in the solvers above (NumPy instead of MATLAB; the
+sparse-coding products run in float32, everything else in float64); the objective, preprocessing,
+hyper-parameters and coding are the official ones.
 """
 
 from __future__ import annotations

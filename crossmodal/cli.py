@@ -257,9 +257,9 @@ def cmd_evaluate(args) -> int:
     from crossmodal.runs import load_run, write_report
 
     ks = tuple(args.k or (100,))
-    _, hasher, ds = load_run(args.run_dir)
+    spec, hasher, ds = load_run(args.run_dir)
     dirs = ("i2t", "t2i", "i2i", "t2t") if args.all_directions else ("i2t", "t2i")
-    report = write_report(hasher, ds, Path(args.run_dir), ks=ks, directions=dirs)
+    report = write_report(hasher, ds, Path(args.run_dir), ks=ks, directions=dirs, note=spec.get("protocol_note"))
     print(report.to_markdown())
     return 0
 

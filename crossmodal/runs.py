@@ -136,6 +136,27 @@ def validation_set(ds, k=None, directions=("i2t", "t2i")) -> ValidationSet | Non
                          directions=tuple(directions))
 
 
+def protocol_note(want: str | None, ds) -> str | None:
+    """One line when a config names a split protocol (e.g. UGACH's ``protocol: ugach``) that
+    the dataset defines but its split is not; None when they agree or the dataset has no
+    named protocols (toy, wiki)."""
+    if not want:
+        return None
+    from crossmodal.data.prepare import get_spec
+
+    try:
+        spec = get_spec(ds.name)
+    except DataError:
+        return None
+    if want not in spec.protocols or ds.split.protocol == want:
+        return None
+    p = spec.protocols[want]
+    return (f"{ds.name}: split {ds.split.protocol!r} ({len(ds.split.train)} training pairs, {len(ds.split.query)} "
+            f"queries) is not the {want!r} protocol this config is meant for ({p.get('train') or 'all'} training, "
+            f"{p['query']} queries), so figures are not the paper's; prepare it with `crossmodal datasets prepare "
+            f"{ds.name} --protocol {want} --root ... --out ...`")
+
+
 def environment() -> dict:
     import torch
 
@@ -188,6 +209,10 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
         "evaluation": {"ks": list(ks), "directions": list(directions)},
         "group": group, "environment": environment(),
     }
+    note = protocol_note(hasher.config.get("protocol"), ds)
+    if note:
+        spec["protocol_note"] = note
+        log(f"warning: {note}")
     (run_dir / "run.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
     seed_everything(seed)
     hasher.checkpoint_dir = run_dir / "checkpoints"
@@ -201,7 +226,7 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
         for modality in hasher.modalities:
             codes = hasher.encode_image(db.image) if modality == "image" else hasher.encode_text(db.text_dense())
             HammingIndex(bits).add(codes).save(run_dir / f"index-{modality}.npz")
-        report = write_report(hasher, ds, run_dir, ks=ks, directions=directions)
+        report = write_report(hasher, ds, run_dir, ks=ks, directions=directions, note=note)
         names = report.metric_names()
         tr.table("results", ["direction"] + names, [[d] + [r[n] for n in names] for d, r in report.results.items()])
         tr.image("pr_curve", run_dir / "pr.png")
@@ -230,10 +255,12 @@ def rerun(run_dir: str | os.PathLike, out: str | os.PathLike = "runs", tracker: 
     return new
 
 
-def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i")):
+def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i"), note: str | None = None):
     report = evaluate(hasher, ds, directions=directions, ks=ks)
+    if note:
+        report.meta["protocol_note"] = note
     report.save_json(run_dir / "report.json")
-    (run_dir / "report.md").write_text(report.to_markdown(), encoding="utf-8")
+    (run_dir / "report.md").write_text(report.to_markdown() + (f"\nProtocol: {note}\n" if note else ""), encoding="utf-8")
     report.plot_pr(run_dir / "pr.png")
     return report
 

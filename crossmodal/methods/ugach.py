@@ -69,6 +69,22 @@ def sample_from_scores(scores: torch.Tensor, n: int, generator=None) -> torch.Te
     return torch.multinomial(torch.softmax(scores.float(), dim=1), n, replacement=True, generator=generator)
 
 
+def reinforce_log_probs(scores: torch.Tensor, pick: torch.Tensor, normaliser: str = "pool") -> torch.Tensor:
+    """Log-probabilities of G's drawn items for REINFORCE: ``scores (B, P) float32`` (G's
+    ``-||g_q - g_c||^2 / temperature`` over the pool), ``pick (B, S) int64`` -> ``(B, S) float32``.
+
+    ``pool``: ``log softmax`` over the whole pool (the paper's ``p(x | q)``); ``sampled``: over
+    the ``S`` drawn items only, as the official code does (it feeds the drawn items alone to its
+    softmax: with 2 draws ``p1 = e^s1 / (e^s1 + e^s2)``; a pair that drew the same item twice gets
+    1/2 each and no gradient).
+    """
+    if normaliser == "pool":
+        return torch.log_softmax(scores, dim=1).gather(1, pick)
+    if normaliser == "sampled":
+        return torch.log_softmax(scores.gather(1, pick), dim=1)
+    raise ConfigError(f"g_normaliser must be pool or sampled, got {normaliser!r}")
+
+
 DIRECTIONS = (("i2t", "image"), ("t2i", "text"))
 
 
@@ -88,6 +104,10 @@ class UGACH(EpochTrainer, Hasher):
         "standardize_text": "",
         "init_std": 0.1,
         "pretrain_epochs": 5,
+        "pretrain_batch_size": 0,
+        "pretrain_lr": 0.0,
+        "pretrain_negatives": "resample",
+        "pretrain_select": False,
         "epochs": 30,
         "d_epochs": 1,
         "g_epochs": 2,
@@ -96,7 +116,7 @@ class UGACH(EpochTrainer, Hasher):
         "lr_d": 0.001,
         "lr_g": 0.01,
         "lr_scale_batch": False,
-        "lr_decay": 0.9,
+        "lr_decay": 1.0,
         "lr_decay_samples": 20000,
         "weight_decay": 0.01,
         "margin": -1.0,
@@ -104,6 +124,8 @@ class UGACH(EpochTrainer, Hasher):
         "pool_fraction": 0.02,
         "n_samples": 2,
         "g_temperature": 1.0,
+        "g_normaliser": "pool",
+        "protocol": "",
         "codes_from": "discriminator",
         "device": "auto",
         "amp": False,
@@ -117,12 +139,18 @@ class UGACH(EpochTrainer, Hasher):
         for key, allowed in (("standardize", ("none", "zscore", "l2")), ("standardize_image", ("", "none", "zscore", "l2")),
                              ("standardize_text", ("", "none", "zscore", "l2")), ("optimizer", ("sgd", "adam")),
                              ("codes_from", ("discriminator", "generator")), ("graph_metric", ("euclidean", "cosine")),
-                             ("graph_method", ("exact", "ivf"))):
+                             ("graph_method", ("exact", "ivf")), ("g_normaliser", ("pool", "sampled")),
+                             ("pretrain_negatives", ("resample", "fixed"))):
             if c[key] not in allowed:
                 raise ConfigError(f"method ugach: {key} must be one of {', '.join(allowed)}, got {c[key]!r}")
         for key in ("hidden", "batch_size", "n_samples", "knn_k"):
             if c[key] <= 0:
                 raise ConfigError(f"method ugach: {key} must be positive, got {c[key]}")
+        for key in ("pretrain_batch_size", "pretrain_lr", "pretrain_epochs"):
+            if c[key] < 0:
+                raise ConfigError(f"method ugach: {key} must be >= 0 (0: see the docstring), got {c[key]}")
+        if not 0 < c["lr_decay"] <= 1:
+            raise ConfigError(f"method ugach: lr_decay must be in (0, 1] (1: constant rates), got {c['lr_decay']}")
         if c["g_temperature"] <= 0:
             raise ConfigError(f"method ugach: g_temperature must be positive, got {c['g_temperature']}")
         if not 0 < c["pool_fraction"] <= 1:
@@ -131,6 +159,8 @@ class UGACH(EpochTrainer, Hasher):
         self.checkpoint_dir = None
         self.D = self.G = None
         self.prep: dict[str, np.ndarray] = {}
+        self._code_net: str | None = None  # "D" while pre-training selects on D's codes
+        self._valid = self.opt_pre = None
 
     # -- set-up ----------------------------------------------------------------------------
     @property
@@ -175,9 +205,11 @@ class UGACH(EpochTrainer, Hasher):
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def _set_lr(self, opt, base: float, samples: int) -> None:
+    def _set_lr(self, opt, base: float, samples: int, batch_size: int | None = None) -> None:
+        """``base`` (x the batch size when ``lr_scale_batch``) x ``lr_decay ** (samples //
+        lr_decay_samples)``; ``lr_decay`` 1 (the default and the paper preset) keeps it constant."""
         c = self.config
-        lr = base * (c["batch_size"] if c["lr_scale_batch"] else 1)
+        lr = base * ((batch_size or c["batch_size"]) if c["lr_scale_batch"] else 1)
         lr *= c["lr_decay"] ** (samples // max(1, c["lr_decay_samples"]))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -242,18 +274,30 @@ class UGACH(EpochTrainer, Hasher):
         bar.update(1)
         return loss.item()
 
-    def _train_d(self, triplets: dict, bar) -> float:
+    def _train_d(self, triplets: dict, bar, pretrain: bool = False) -> float:
+        """One pass over ``triplets`` (per direction: query, positive, negative index tensors).
+
+        Adversarial epochs and the legacy pre-training (``pretrain_lr`` 0) use ``opt_d`` at D's
+        schedule (``lr_d``, batch scaling, decay; counts ``samples_d``); the official pre-training
+        (``pretrain_lr`` > 0) uses its own optimiser at the constant ``pretrain_lr`` and batches of
+        ``pretrain_batch_size``, as unsuper-pretrain-*-D-beta/train.py does.
+        """
         c, total, steps = self.config, 0.0, 0
+        own = pretrain and c["pretrain_lr"] > 0
+        bs = (c["pretrain_batch_size"] or c["batch_size"]) if pretrain else c["batch_size"]
+        opt = self.opt_pre if own else self.opt_d
         for direction, qmod in DIRECTIONS:
             q, pos, neg = triplets[direction]
             perm = torch.randperm(len(q), generator=self.gen, device=self.device)
-            for s in range(0, len(q), c["batch_size"]):
-                b = perm[s:s + c["batch_size"]]
-                self._set_lr(self.opt_d, c["lr_d"], self.samples_d)
+            for s in range(0, len(q), bs):
+                b = perm[s:s + bs]
+                if not own:
+                    self._set_lr(self.opt_d, c["lr_d"], self.samples_d, bs)
                 with self._autocast():
                     loss = self._hinge(self.D, qmod, q[b], pos[b], neg[b]).float().mean()
-                total, steps = total + self._step(self.opt_d, loss, bar), steps + 1
-                self.samples_d += len(b)
+                total, steps = total + self._step(opt, loss, bar), steps + 1
+                if not own:
+                    self.samples_d += len(b)
         return total / max(1, steps)
 
     def _train_g(self, bar) -> float:
@@ -268,13 +312,13 @@ class UGACH(EpochTrainer, Hasher):
                 with self._autocast():
                     gq = self.G.relaxed(qmod, self.X[qmod][rows])
                     gc = self.G.relaxed(cmod, self.X[cmod][pool])
-                    logp = torch.log_softmax(-pairwise_sq_dist(gq, gc).float() / c["g_temperature"], dim=1)
-                pick = sample_from_scores(logp.detach(), S, self.gen)
+                    scores = -pairwise_sq_dist(gq, gc).float() / c["g_temperature"]
+                pick = sample_from_scores(torch.log_softmax(scores.detach(), dim=1), S, self.gen)
                 with torch.no_grad(), self._autocast():
                     pos = self._positives(rows, S)
                     reward = torch.sigmoid(self._hinge(self.D, qmod, rows.repeat_interleave(S), pos.reshape(-1),
                                                        pool[pick].reshape(-1)).float()).reshape(-1, S)
-                loss = -(logp.gather(1, pick) * reward).mean()
+                loss = -(reinforce_log_probs(scores, pick, c["g_normaliser"]) * reward).mean()
                 total, steps = total + self._step(self.opt_g, loss, bar), steps + 1
                 self.samples_g += len(rows)
         return total / max(1, steps)
@@ -310,23 +354,63 @@ class UGACH(EpochTrainer, Hasher):
         self.gen = torch.Generator(device=dev)
         self.gen.manual_seed(self.seed)
         self.samples_d = self.samples_g = 0
-        self._train_epochs(0, c["epochs"], valid=valid, tracker=tracker, desc="ugach")
+        self._valid = valid
+        try:
+            self._train_epochs(0, c["epochs"], valid=valid, tracker=tracker, desc="ugach")
+        finally:
+            self._valid = None
         del self.X, self.nbrs, self.nbr_counts
 
+    def _score_d(self) -> float:
+        """Validation score (mean mAP of the directions) of D's codes."""
+        self._code_net = "D"
+        try:
+            return float(self._valid.score(self)["score"])
+        finally:
+            self._code_net = None
+
+    def _pretrain(self) -> dict:
+        """D pre-training on triplets (query, its own partner, a random other item), per direction.
+
+        ``pretrain_negatives``: ``fixed`` draws the negatives once (official: once per 1,000
+        epochs, so fixed in practice), ``resample`` draws them every epoch. ``pretrain_select``
+        keeps the pre-training epoch whose D scores best on the validation split (official: the
+        best by mAP on its test queries) and restores it before the adversarial epochs.
+        """
+        from tqdm import tqdm
+
+        c = self.config
+        bs = c["pretrain_batch_size"] or c["batch_size"]
+        fixed = {d: self._pretrain_triplets() for d, _ in DIRECTIONS} if c["pretrain_negatives"] == "fixed" else None
+        if c["pretrain_lr"] > 0:
+            self.opt_pre = self._optim(self.D, c["pretrain_lr"])
+        select = c["pretrain_select"] and self._valid is not None
+        best, best_score, best_epoch, rec = None, -math.inf, 0, {"loss_d": float("nan")}
+        with tqdm(total=c["pretrain_epochs"] * math.ceil(self.n_train / bs) * 2, desc="pretrain D", leave=False,
+                  disable=not c["progress"]) as bar:
+            for e in range(1, c["pretrain_epochs"] + 1):
+                rec["loss_d"] = self._train_d(fixed or {d: self._pretrain_triplets() for d, _ in DIRECTIONS}, bar,
+                                              pretrain=True)
+                if select:
+                    score = self._score_d()
+                    if score > best_score:
+                        best_score, best_epoch = score, e
+                        best = {k: v.detach().clone() for k, v in self.D.state_dict().items()}
+        if best is not None:
+            self.D.load_state_dict(best)
+            rec.update(pretrain_best_epoch=best_epoch, pretrain_val_score=best_score)
+        self.opt_pre = None
+        return rec
+
     def _run_epoch(self, epoch: int) -> dict:
-        """Epoch 0: D pre-training on (query, partner, random other); then D and G epochs."""
+        """Epoch 0: D pre-training (:meth:`_pretrain`); then D and G epochs."""
         from tqdm import tqdm
 
         c = self.config
         rec = {}
         disable = not c["progress"]
         if epoch == 0:
-            with tqdm(total=c["pretrain_epochs"] * math.ceil(self.n_train / c["batch_size"]) * 2, desc="pretrain D",
-                      leave=False, disable=disable) as bar:
-                losses = [self._train_d({d: self._pretrain_triplets() for d, _ in DIRECTIONS}, bar)
-                          for _ in range(c["pretrain_epochs"])]
-            rec["loss_d"] = losses[-1] if losses else float("nan")
-            return rec
+            return self._pretrain()
         steps_d = math.ceil(self.n_train * c["n_samples"] / c["batch_size"]) * 2
         steps_g = math.ceil(self.n_train / c["batch_size"]) * 2
         with tqdm(total=c["d_epochs"] * steps_d + c["g_epochs"] * steps_g, desc=f"epoch {epoch}", leave=False,
@@ -336,12 +420,14 @@ class UGACH(EpochTrainer, Hasher):
                 rec["loss_d"] = self._train_d(trip, bar)
             for _ in range(c["g_epochs"]):
                 rec["loss_g"] = self._train_g(bar)
+        rec["lr_d"], rec["lr_g"] = self.opt_d.param_groups[0]["lr"], self.opt_g.param_groups[0]["lr"]
         return rec
 
     # -- encoding / persistence -------------------------------------------------------------------
     @torch.no_grad()
     def _project(self, modality: str, X: np.ndarray) -> np.ndarray:
-        net = self.D if self.config["codes_from"] == "discriminator" else self.G
+        which = self._code_net or ("D" if self.config["codes_from"] == "discriminator" else "G")
+        net = self.D if which == "D" else self.G
         net.eval()
         X = self._apply_prep(modality, X)
         out = []

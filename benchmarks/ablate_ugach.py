@@ -1,10 +1,13 @@
 """UGACH ablation: the official-exact configuration, then each departure of crossmodal alone.
 
-    OMP_NUM_THREADS=1 python benchmarks/ablate_ugach.py [--datasets toy wiki] [--bits 16 64]
-        [--seeds 0 1 2] [--hidden 64] [--epochs 4] [--pretrain-epochs 10] [--jobs 2]
-        [--out ugach-ablation.json] [--table-only]
+    PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/ablate_ugach.py [--datasets toy wiki]
+        [--bits 16 64] [--seeds 0 1 2] [--hidden 64] [--epochs 2] [--pretrain-epochs 10]
+        [--train-pairs 400] [--jobs 2] [--out ugach-ablation.json] [--table-only]
 
-Rows (every row gets the same cuts: ``--hidden`` units, ``--epochs`` adversarial epochs):
+(from the repository root; wiki is read from /work/shared/data/wiki or $ABLATE_ROOT_WIKI)
+
+Rows (every row gets the same cuts: ``--hidden`` units, ``--epochs`` adversarial epochs,
+``--train-pairs`` training pairs, a fixed random subset; validation, query and database unchanged):
 
 official-exact   the paper preset (experiments/configs/ugach.yaml) at batch 1, with the official
                  REINFORCE normaliser (softmax over the 2 drawn items), the official D
@@ -60,7 +63,9 @@ def row_config(row: str, dataset: str, hidden: int, epochs: int, pretrain_epochs
 
 
 def run_one(task: tuple) -> dict:
-    dataset, row, bits, seed, hidden, epochs, pretrain_epochs = task
+    dataset, row, bits, seed, hidden, epochs, pretrain_epochs, train_pairs = task
+    import dataclasses
+
     import numpy as np
     import torch
 
@@ -71,6 +76,9 @@ def run_one(task: tuple) -> dict:
 
     torch.set_num_threads(1)
     ds = get_dataset(dataset, root=os.environ.get(f"ABLATE_ROOT_{dataset.upper()}", ROOTS.get(dataset)), seed=0)
+    if train_pairs and train_pairs < len(ds.split.train):  # a fixed random subset of the training pairs
+        keep = np.sort(np.random.default_rng(0).choice(ds.split.train, train_pairs, replace=False))
+        ds.split = dataclasses.replace(ds.split, train=keep)
     cfg = row_config(row, dataset, hidden, epochs, pretrain_epochs)
     t0 = time.perf_counter()
     h = UGACH(bits, seed=seed, **cfg).fit(ds.part("train"), valid=validation_set(ds))
@@ -78,7 +86,7 @@ def run_one(task: tuple) -> dict:
     val = validation_set(ds).score(h)
     res = evaluate(h, ds).results
     return {"dataset": dataset, "row": row, "bits": bits, "seed": seed, "hidden": hidden, "epochs": epochs,
-            "pretrain_epochs": pretrain_epochs, "seconds": secs, "val": val["score"],
+            "pretrain_epochs": pretrain_epochs, "train_pairs": len(ds.split.train), "seconds": secs, "val": val["score"],
             "query": float(np.mean([res[d]["mAP@all"] for d in ("i2t", "t2i")])),
             "query_i2t": res["i2t"]["mAP@all"], "query_t2i": res["t2i"]["mAP@all"],
             "best_epoch": next((r["epoch"] for r in h.history if r.get("score") == h.best_score), None),
@@ -113,24 +121,26 @@ def main():
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--pretrain-epochs", type=int, default=10)
+    ap.add_argument("--train-pairs", type=int, default=400, help="train on a fixed random subset of this many pairs (0: all)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default="ugach-ablation.json")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else []
-    done = {(r["dataset"], r["row"], r["bits"], r["seed"], r["hidden"], r["epochs"], r["pretrain_epochs"]) for r in results}
-    tasks = [(d, row, b, s, args.hidden, args.epochs, args.pretrain_epochs) for d in args.datasets for row in args.rows
-             for b in args.bits for s in args.seeds]
-    # the slow batch-1 rows first, so that the two workers finish together
-    tasks = sorted((t for t in tasks if t not in done), key=lambda t: t[1] in ("+ batching", "paper preset", "fast preset"))
+    done = {(r["dataset"], r["row"], r["bits"], r["seed"], r["hidden"], r["epochs"], r["pretrain_epochs"], r["cut"])
+            for r in results}
+    tasks = [(d, row, b, s, args.hidden, args.epochs, args.pretrain_epochs, args.train_pairs) for d in args.datasets
+             for row in args.rows for b in args.bits for s in args.seeds]
+    # the quick batched rows first, then the batch-1 rows
+    tasks = sorted((t for t in tasks if t not in done), key=lambda t: t[1] not in ("+ batching", "paper preset", "fast preset"))
     if not args.table_only and tasks:
         t0 = time.perf_counter()
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             for fut in as_completed([pool.submit(run_one, t) for t in tasks]):
-                r = fut.result()
+                r = {**fut.result(), "cut": args.train_pairs}
                 results.append(r)
                 tmp = out.with_suffix(".tmp")
                 tmp.write_text(json.dumps(results, indent=1))
@@ -138,10 +148,11 @@ def main():
                 print(f"{r['dataset']:5s} {r['row']:15s} {r['bits']:3d}b s{r['seed']}: val {r['val']:.3f} "
                       f"query {r['query']:.3f} ({r['seconds']:.0f} s)", flush=True)
         print(f"wall: {time.perf_counter() - t0:.0f} s")
-    results = [r for r in results if (r["hidden"], r["epochs"], r["pretrain_epochs"]) ==
-               (args.hidden, args.epochs, args.pretrain_epochs)]
+    results = [r for r in results if (r["hidden"], r["epochs"], r["pretrain_epochs"], r["cut"]) ==
+               (args.hidden, args.epochs, args.pretrain_epochs, args.train_pairs)]
     print(f"\nUGACH ablation: hidden {args.hidden}, {args.epochs} adversarial epochs, official pre-training "
-          f"{args.pretrain_epochs} epochs; mean (std) over seeds {args.seeds} of mean(I->T, T->I) mAP@all\n")
+          f"{args.pretrain_epochs} epochs, {args.train_pairs or 'all'} training pairs; mean (std) over seeds "
+          f"{args.seeds} of mean(I->T, T->I) mAP@all\n")
     print(table(results, args.datasets, args.bits, set(args.seeds)))
 
 

@@ -1,6 +1,16 @@
 """UGACH: Unsupervised Generative Adversarial Cross-modal Hashing (Zhang, Peng, Yuan, AAAI 2018).
 
-The algorithm, as in the paper and its official TensorFlow code:
+Sources:
+
+* the paper: J. Zhang, Y. Peng, M. Yuan, "Unsupervised Generative Adversarial Cross-modal
+  Hashing", AAAI 2018 (arXiv:1712.00358);
+* the official TensorFlow code, github.com/PKU-ICST-MIPL/UGACH_AAAI2018: ``KNN/knn_mir_cross5.py``
+  (the graph), ``unsuper-pretrain-mir-D-beta/train.py`` and ``dis_model_nn.py`` (D
+  pre-training), ``UGACH-mir/train.py``, ``dis_model_nn.py``, ``gen_model_nn.py``, ``utils.py``
+  (the adversarial stage; ``UGACH-nus/`` and ``unsuper-pretrain-nus-D-beta/`` are the same for
+  NUS-WIDE).
+
+The algorithm, as in the paper and its official code:
 
 1. **Correlation graph** (:mod:`crossmodal.graph`): kNN (K=10, Euclidean) within each modality
    over the training pairs; the cross-modal neighbours of item i are its first 5 image-space
@@ -8,7 +18,10 @@ The algorithm, as in the paper and its official TensorFlow code:
    are true pairs; for "text i", those images.
 2. **Two networks of the same shape**, generator G and discriminator D, each with an image and
    a text tower: feature -> hidden (tanh) -> bits (sigmoid). Code bit = sigmoid >= 0.5.
-3. **D pre-training**: triplets (query, its own partner, a random other item).
+3. **D pre-training** (:meth:`UGACH._pretrain`): triplets (query, its own partner, a random
+   other item), one per query per direction, hinge loss as below. The official script: SGD,
+   batches of 20, lr 0.01, negatives drawn once, the best D by mAP kept (``pretrain_batch_size``,
+   ``pretrain_lr``, ``pretrain_negatives: fixed``, ``pretrain_select``; the paper preset).
 4. **Adversarial epochs**, both directions (I->T and T->I):
    * G proposes negatives: for a query, a random pool of ``pool_fraction`` (1/50) of the
      other modality is scored by ``-||g_q - g_c||^2`` and 2 items are drawn from the softmax;
@@ -19,27 +32,48 @@ The algorithm, as in the paper and its official TensorFlow code:
      ``sigmoid(hinge)`` from D (high when D cannot tell G's pick from a true pair).
 5. The D codes are kept (``codes_from="generator"`` gives G's).
 
-What differs from the official code, and why:
+Learning rates are **constant** (``lr_decay: 1``, the default and the paper preset): the official
+``dis_model_nn.py`` / ``gen_model_nn.py`` build ``exponential_decay(lr, global_step, 20000, 0.9)``
+but never pass ``global_step`` to ``minimize()``, so the step never advances. ``lr_decay`` < 1
+turns a decay on (x ``lr_decay`` every ``lr_decay_samples`` training samples, counted in samples
+so that it does not depend on the batch size).
 
-* **Batched**, with whole feature matrices on the device. Candidate pools are drawn once per
-  batch of queries (each query still sees a uniform random pool of the same size) and scored
-  for the whole batch with one matmul; sampling is ``torch.multinomial``. The official code
-  runs one query at a time (batch 1) in Python.
-* The REINFORCE normaliser is the softmax over the whole pool, as in the paper; the official
-  code feeds only the 2 sampled items to its softmax, so its "probabilities" are normalised
-  over those 2.
-* Negatives for D exclude the query's graph positives (official: rejection sampling).
+Protocol: the paper trains on 15,000 pairs (``crossmodal datasets prepare ... --protocol ugach``);
+the paper preset names it (``protocol: ugach``) and a run on a folder with another split logs a
+one-line note and records it (``run.json`` / ``report.json``: ``protocol_note``).
+
+Differs from the official code (effects measured by ``benchmarks/ablate_ugach.py``, wiki and toy,
+16 and 64 bits, 3 seeds, cut to 64 hidden units and 2 adversarial epochs; see the README):
+
+* **Batched** (``batch_size``, 32 in the paper preset, with ``lr_scale_batch`` so that one step
+  moves the weights as far as ``batch_size`` batch-1 SGD steps), with whole feature matrices on
+  the device. The official adversarial stage runs one query at a time (batch 1) in Python.
+  {EFFECT_BATCH}
+* **Candidate pools** are drawn uniformly *with replacement* (``torch.randint``), once per batch of
+  queries and shared by its queries, and scored with one matmul; sampling is
+  ``torch.multinomial``. The official code shuffles the whole other modality per query and takes
+  the first 1/50 (a pool without repeats). At batch 1 each query gets its own pool.
+* **REINFORCE normaliser** (``g_normaliser``): ``pool`` (default) normalises G's softmax over the
+  whole pool, as the paper's ``p(x | q)``; the official code feeds only the 2 drawn items to its
+  softmax (``sampled``). {EFFECT_NORM}
+* **D pre-training**: the paper preset follows the official script (above) but for a fixed
+  number of epochs (official: until stopped, up to 30 x 1,000) and selects the best epoch on the
+  **validation** split (official: on its test queries); the batches are reshuffled each epoch
+  (official: one order) and the first triplet is not skipped (official: ``index = 1``). With
+  ``pretrain_lr: 0`` pre-training runs at the adversarial batch size and D's rate, fresh negatives
+  each epoch, no selection (crossmodal's earlier schedule, the ``fast`` preset's). {EFFECT_PRE}
+* Negatives for D exclude the query's graph positives by masking them in the pool (official:
+  rejection sampling, the same distribution).
 * Model selection uses the **validation** split (official: the test queries).
 * Feature standardisation (``standardize``, per modality ``standardize_image`` /
-  ``standardize_text``: none, zscore, l2) is an option; the official code uses none.
+  ``standardize_text``: none, zscore, l2) is an option; the official code and the paper preset
+  use none. {EFFECT_STD}
 * ``g_temperature`` (default 1, the official value) divides G's scores before the softmax;
   a higher temperature makes G's negatives less extreme (see the README's wiki findings).
-* ``lr_scale_batch`` multiplies the learning rates by the batch size so that a batched SGD
-  step moves the weights as far as ``batch_size`` batch-1 steps would (``paper`` preset);
-  the learning-rate decay (x0.9 every 20,000 samples) counts samples, not steps.
 
 Configs: ``experiments/configs/ugach.yaml`` (official hyper-parameters, ``--preset paper``) and
-``ugach-fast.yaml`` (a tuned batched schedule).
+``ugach-fast.yaml`` (a tuned batched schedule: Adam, z-scored features, narrower, fewer epochs).
+{EFFECT_FAST}
 """
 
 from __future__ import annotations
@@ -55,6 +89,7 @@ from crossmodal.engine import resolve_device
 from crossmodal.errors import ConfigError
 from crossmodal.graph import correlation_graph
 from crossmodal.methods.base import Hasher
+from crossmodal.methods.params import Choice, Param, Range
 from crossmodal.nets import CrossModalNet, pairwise_sq_dist, sq_dist
 from crossmodal.training import EpochTrainer
 
@@ -92,46 +127,52 @@ class UGACH(EpochTrainer, Hasher):
     """Unsupervised generative adversarial cross-modal hashing; see the module docstring."""
 
     name = "ugach"
-    defaults = {
-        "hidden": 8192,
-        "knn_k": 10,
-        "n_image_neighbours": 5,
-        "n_text_neighbours": 5,
-        "graph_metric": "euclidean",
-        "graph_method": "exact",
-        "standardize": "none",
-        "standardize_image": "",
-        "standardize_text": "",
-        "init_std": 0.1,
-        "pretrain_epochs": 5,
-        "pretrain_batch_size": 0,
-        "pretrain_lr": 0.0,
-        "pretrain_negatives": "resample",
-        "pretrain_select": False,
-        "epochs": 30,
-        "d_epochs": 1,
-        "g_epochs": 2,
-        "batch_size": 32,
-        "optimizer": "sgd",
-        "lr_d": 0.001,
-        "lr_g": 0.01,
-        "lr_scale_batch": False,
-        "lr_decay": 1.0,
-        "lr_decay_samples": 20000,
-        "weight_decay": 0.01,
-        "margin": -1.0,
-        "margin_fraction": 0.125,
-        "pool_fraction": 0.02,
-        "n_samples": 2,
-        "g_temperature": 1.0,
-        "g_normaliser": "pool",
-        "protocol": "",
-        "codes_from": "discriminator",
-        "device": "auto",
-        "amp": False,
-        "keep_checkpoints": 2,
-        "progress": True,
-    }
+    # Declared parameters (crossmodal.methods.params); ``defaults`` is derived from them.
+    params = (
+        Param("hidden", 8192, int, Range(1, None), "hidden units of every tower (feature -> hidden (tanh) -> bits)"),
+        Param("knn_k", 10, int, Range(1, None), "K of the kNN graph within each modality"),
+        Param("n_image_neighbours", 5, int, Range(0, None), "image-space neighbours that count as true pairs"),
+        Param("n_text_neighbours", 5, int, Range(0, None), "text-space neighbours that count as true pairs"),
+        Param("graph_metric", "euclidean", str, Choice("euclidean", "cosine"), "kNN metric of the graph"),
+        Param("graph_method", "exact", str, Choice("exact", "ivf"), "exact blocked kNN, or PCA + FAISS IVF"),
+        Param("standardize", "none", str, Choice("none", "zscore", "l2"), "feature preprocessing (official: none)"),
+        Param("standardize_image", "", str, Choice("", "none", "zscore", "l2"), "image override of standardize"),
+        Param("standardize_text", "", str, Choice("", "none", "zscore", "l2"), "text override of standardize"),
+        Param("init_std", 0.1, float, Range(0, None), "truncated-normal init std (0: PyTorch's default init)"),
+        Param("pretrain_epochs", 5, int, Range(0, None), "D pre-training epochs"),
+        Param("pretrain_batch_size", 0, int, Range(0, None), "pre-training batch (official 20; 0: batch_size)"),
+        Param("pretrain_lr", 0.0, float, Range(0, None),
+              "constant pre-training rate, own optimiser (official 0.01; 0: D's adversarial schedule)"),
+        Param("pretrain_negatives", "resample", str, Choice("resample", "fixed"),
+              "pre-training negatives drawn every epoch, or once (official)"),
+        Param("pretrain_select", False, bool, None, "keep the pre-training epoch whose D is best on validation"),
+        Param("epochs", 30, int, Range(0, None), "adversarial epochs (WHOLE_EPOCH)"),
+        Param("d_epochs", 1, int, Range(0, None), "D epochs per adversarial epoch"),
+        Param("g_epochs", 2, int, Range(0, None), "G epochs per adversarial epoch"),
+        Param("batch_size", 32, int, Range(1, None), "adversarial batch size (official 1)"),
+        Param("optimizer", "sgd", str, Choice("sgd", "adam"), "optimiser of D and G (official: SGD)"),
+        Param("lr_d", 0.001, float, Range(0, None, low_open=True), "D's learning rate"),
+        Param("lr_g", 0.01, float, Range(0, None, low_open=True), "G's learning rate"),
+        Param("lr_scale_batch", False, bool, None, "multiply the rates by the batch size (batch-1 equivalence)"),
+        Param("lr_decay", 1.0, float, Range(0, 1, low_open=True),
+              "rate factor every lr_decay_samples samples (1: constant, as the official code in effect)"),
+        Param("lr_decay_samples", 20000, int, Range(1, None), "training samples between two decay steps"),
+        Param("weight_decay", 0.01, float, Range(0, None), "L2 on all weights and biases"),
+        Param("margin", -1.0, float, None, "triplet margin (< 0: margin_fraction x bits)"),
+        Param("margin_fraction", 0.125, float, Range(0, None), "margin as a fraction of the bits (official 1/8)"),
+        Param("pool_fraction", 0.02, float, Range(0, 1, low_open=True), "G's candidate pool, share of the items"),
+        Param("n_samples", 2, int, Range(1, None), "negatives G draws per query (SELECTNUM)"),
+        Param("g_temperature", 1.0, float, Range(0, None, low_open=True), "divides G's scores before the softmax"),
+        Param("g_normaliser", "pool", str, Choice("pool", "sampled"),
+              "REINFORCE softmax over the pool (paper) or the drawn items (official code)"),
+        Param("protocol", "", str, None, "split protocol the config is meant for (a mismatch is noted)"),
+        Param("codes_from", "discriminator", str, Choice("discriminator", "generator"), "network giving the codes"),
+        Param("device", "auto", str, None, "auto, cpu, cuda, cuda:1 ..."),
+        Param("amp", False, bool, None, "bfloat16 autocast on CUDA"),
+        Param("keep_checkpoints", 2, int, Range(0, None), "per-epoch checkpoints kept"),
+        Param("progress", True, bool, None, "progress bars"),
+    )
+    defaults = {p.name: p.default for p in params}
 
     def __init__(self, bits: int, seed: int = 0, **config):
         super().__init__(bits, seed=seed, **config)

@@ -7,7 +7,8 @@
 loop  -- one adversarial epoch (1 D epoch + 2 G epochs, both directions, as the official
          schedule) of the batched trainer vs a per-query loop faithful to the official code:
          batch 1, one query at a time, candidate pools shuffled in Python, np.random.choice
-         sampling with rejection of positives, one SGD step per triplet / per query. Same
+         sampling with rejection of positives, G's REINFORCE softmax over the 2 drawn items,
+         one SGD step per triplet / per query. Same
          networks, same data, same number of training samples. The loop is timed on
          ``--ref-queries`` queries per direction and scaled to the epoch (its cost per query
          does not depend on which queries are run); the ratio is printed.
@@ -124,7 +125,8 @@ def reference_epoch(h: UGACH, graph, n_queries: int) -> None:
                 with torch.no_grad():
                     reward = torch.sigmoid(h._hinge(h.D, qmod, torch.tensor([q] * S), torch.tensor(pos),
                                                     torch.tensor([cand[i] for i in pick])))
-                loss = -(logp[torch.as_tensor(pick)] * reward).mean()
+                # official gen_prob: the softmax of the drawn items' scores only (g_normaliser: sampled)
+                loss = -(torch.log_softmax(logp[torch.as_tensor(pick)], dim=0) * reward).mean()
                 opt_g.zero_grad()
                 loss.backward()
                 opt_g.step()

@@ -206,6 +206,27 @@ def validation_set(ds, k=None, directions=("i2t", "t2i")) -> ValidationSet | Non
                          directions=tuple(directions))
 
 
+def protocol_note(want: str | None, ds) -> str | None:
+    """One line when a config names a split protocol (e.g. UGACH's ``protocol: ugach``) that
+    the dataset defines but its split is not; None when they agree or the dataset has no
+    named protocols (toy, wiki)."""
+    if not want:
+        return None
+    from crossmodal.data.prepare import get_spec
+
+    try:
+        spec = get_spec(ds.name)
+    except DataError:
+        return None
+    if want not in spec.protocols or ds.split.protocol == want:
+        return None
+    p = spec.protocols[want]
+    return (f"{ds.name}: split {ds.split.protocol!r} ({len(ds.split.train)} training pairs, {len(ds.split.query)} "
+            f"queries) is not the {want!r} protocol this config is meant for ({p.get('train') or 'all'} training, "
+            f"{p['query']} queries), so figures are not the paper's; prepare it with `crossmodal datasets prepare "
+            f"{ds.name} --protocol {want} --root ... --out ...`")
+
+
 def environment() -> dict:
     import torch
 
@@ -367,6 +388,9 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
         "evaluation": {"ks": list(ks), "directions": list(directions), "database_codes": database_codes},
         "group": group, "environment": environment(),
     }
+    note = protocol_note(hasher.config.get("protocol"), ds)
+    if note:
+        spec["protocol_note"] = note
     created = False
     if resume:
         run_dir = Path(resume)
@@ -399,6 +423,8 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
     try:
         for p in clean_stale_tmp(run_dir):
             log(f"removed {p}, left by an interrupted write")
+        if note:
+            log(f"warning: {note}")
         if not resume:
             atomic_write_json(run_dir / "run.json", spec)
         seed_everything(seed)
@@ -430,7 +456,7 @@ def _train_and_evaluate(hasher, ds, run_dir, spec, tracker, ks, directions, labe
             index.meta = {"model": identity, "modality": modality, "split_hash": ds.split.hash}
             index.save(run_dir / f"index-{modality}.npz")
         report = write_report(hasher, ds, run_dir, ks=ks, directions=directions,
-                              fingerprint=spec.get("data_fingerprint"),
+                              fingerprint=spec.get("data_fingerprint"), note=spec.get("protocol_note"),
                               database_codes=(spec.get("evaluation") or {}).get("database_codes", "per-modality"))
         names = report.metric_names()
         tr.table("results", ["direction"] + names, [[d] + [r[n] for n in names] for d, r in report.results.items()])
@@ -462,12 +488,15 @@ def rerun(run_dir: str | os.PathLike, out: str | os.PathLike = "runs", tracker: 
 
 
 def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i"), fingerprint: str | None = None,
-                 database_codes: str = "per-modality"):
+                 database_codes: str = "per-modality", note: str | None = None):
     """Evaluate and write ``report.md``, ``pr.png`` and, last, ``report.json`` into ``run_dir``
-    (each atomically; ``report.json`` marks the folder finished)."""
+    (each atomically; ``report.json`` marks the folder finished). ``note`` (a protocol
+    mismatch) goes into the report's meta and Markdown."""
     report = evaluate(hasher, ds, directions=directions, ks=ks, database_codes=database_codes)
     if fingerprint:
         report.meta["data_fingerprint"] = fingerprint
+    if note:
+        report.meta["protocol_note"] = note
     run_dir = Path(run_dir)
     atomic_write_text(run_dir / "report.md", report.to_markdown())
     report.plot_pr(run_dir / "pr.png")
@@ -492,6 +521,8 @@ def evaluate_run(run_dir: str | os.PathLike, ks=(100,), directions=None, log=pri
     report = evaluate(hasher, ds, directions=directions, ks=ks, database_codes=database_codes)
     if spec.get("data_fingerprint"):
         report.meta["data_fingerprint"] = spec["data_fingerprint"]
+    if spec.get("protocol_note"):
+        report.meta["protocol_note"] = spec["protocol_note"]
     evals = run_dir / "evaluations"
     evals.mkdir(exist_ok=True)
     for old in evals.glob(".eval-partial-*"):  # left by a killed evaluation: its process is gone

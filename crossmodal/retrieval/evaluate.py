@@ -81,6 +81,8 @@ class Report:
         if m.get("model_selection"):
             conv["model selection"] = m["model_selection"]
         lines += ["", "Conventions: " + "; ".join(f"{k}: {v}" for k, v in conv.items()) + "."]
+        if m.get("protocol_note"):
+            lines += ["", f"Protocol: {m['protocol_note']}"]
         return "\n".join(lines) + "\n"
 
     def plot_pr(self, path: str | os.PathLike) -> Path:

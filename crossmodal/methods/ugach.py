@@ -135,7 +135,6 @@ class UGACH(EpochTrainer, Hasher):
     """Unsupervised generative adversarial cross-modal hashing; see the module docstring."""
 
     name = "ugach"
-    # Declared parameters (crossmodal.methods.params); ``defaults`` is derived from them.
     params = (
         Param("hidden", 8192, int, Range(1, None), "hidden units of every tower (feature -> hidden (tanh) -> bits)"),
         Param("knn_k", 10, int, Range(1, None), "K of the kNN graph within each modality"),
@@ -180,30 +179,10 @@ class UGACH(EpochTrainer, Hasher):
         Param("keep_checkpoints", 2, int, Range(0, None), "per-epoch checkpoints kept"),
         Param("progress", True, bool, None, "progress bars"),
     )
-    defaults = {p.name: p.default for p in params}
 
     def __init__(self, bits: int, seed: int = 0, **config):
         super().__init__(bits, seed=seed, **config)
         c = self.config
-        for key, allowed in (("standardize", ("none", "zscore", "l2")), ("standardize_image", ("", "none", "zscore", "l2")),
-                             ("standardize_text", ("", "none", "zscore", "l2")), ("optimizer", ("sgd", "adam")),
-                             ("codes_from", ("discriminator", "generator")), ("graph_metric", ("euclidean", "cosine")),
-                             ("graph_method", ("exact", "ivf")), ("g_normaliser", ("pool", "sampled")),
-                             ("pretrain_negatives", ("resample", "fixed"))):
-            if c[key] not in allowed:
-                raise ConfigError(f"method ugach: {key} must be one of {', '.join(allowed)}, got {c[key]!r}")
-        for key in ("hidden", "batch_size", "n_samples", "knn_k"):
-            if c[key] <= 0:
-                raise ConfigError(f"method ugach: {key} must be positive, got {c[key]}")
-        for key in ("pretrain_batch_size", "pretrain_lr", "pretrain_epochs"):
-            if c[key] < 0:
-                raise ConfigError(f"method ugach: {key} must be >= 0 (0: see the docstring), got {c[key]}")
-        if not 0 < c["lr_decay"] <= 1:
-            raise ConfigError(f"method ugach: lr_decay must be in (0, 1] (1: constant rates), got {c['lr_decay']}")
-        if c["g_temperature"] <= 0:
-            raise ConfigError(f"method ugach: g_temperature must be positive, got {c['g_temperature']}")
-        if not 0 < c["pool_fraction"] <= 1:
-            raise ConfigError(f"method ugach: pool_fraction must be in (0, 1], got {c['pool_fraction']}")
         self.margin = c["margin"] if c["margin"] >= 0 else self.bits * c["margin_fraction"]
         self.checkpoint_dir = None
         self.D = self.G = None

@@ -23,6 +23,21 @@ def _add_common_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracker", default="jsonl", choices=("none", "jsonl", "wandb"),
                    help="jsonl: metrics.jsonl in the run folder (default); wandb: also wandb, offline unless logged in")
     p.add_argument("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N")
+    _add_runtime(p)
+
+
+def _add_runtime(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """--threads, --quiet, --verbose: on the main parser and again on the long-running commands
+    (their defaults there are suppressed, so a value given before the command survives)."""
+    d = None if top else argparse.SUPPRESS
+    p.add_argument("--threads", default=d, metavar="N|auto",
+                   help="CPU threads for torch, the BLAS and evaluation workers (default $CROSSMODAL_THREADS, "
+                        "else auto: 1 thread in epoch loops, all cores for kNN, encoding and evaluation); "
+                        "also a `threads:` config key")
+    p.add_argument("-q", "--quiet", action="store_true", default=False if top else argparse.SUPPRESS,
+                   help="log warnings only (no per-epoch lines)")
+    p.add_argument("-v", "--verbose", action="store_true", default=False if top else argparse.SUPPRESS,
+                   help="debug logging")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `crossmodal demo` (offline, about a minute on a laptop CPU).",
     )
     parser.add_argument("--version", action="version", version=f"crossmodal {__version__}")
+    _add_runtime(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("demo", help="train on the built-in toy data, evaluate, and query it with typed sentences",
@@ -85,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     from experiments.run import add_sweep_arguments
 
     add_sweep_arguments(p)
+    _add_runtime(p)
 
     p = sub.add_parser("report", help="aggregate run folders into tables (Markdown, CSV) and plots",
                        description="Collect finished runs under the given folders and write table.md, table.csv and "
@@ -100,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("-k", type=int, action="append", default=None, help="cut-off for mAP@k and P@k (repeatable; default 100)")
     p.add_argument("--all-directions", action="store_true", help="also I->I and T->T")
+    _add_runtime(p)
 
     p = sub.add_parser("query", help="search a trained model with a typed sentence or an image file",
                        description="Embed the query with the run's own featurizers, hash it, and list the nearest "
@@ -174,6 +192,11 @@ def _resolve_config(args) -> dict:
     if args.config:
         cfg.update(load_config_file(args.config, ds_name))
     cfg.update(parse_overrides(args.overrides))
+    threads = cfg.pop("threads", None)  # a run setting, not a method key
+    if threads is not None and getattr(args, "threads", None) is None:
+        from crossmodal.threads import apply_threads
+
+        apply_threads(threads)
     if args.device:
         cfg["device"] = args.device
     if args.codes_from:
@@ -314,7 +337,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     os.environ.setdefault("WANDB_SILENT", "true")
+    from crossmodal.progress import configure_logging
+
+    configure_logging(quiet=args.quiet, verbose=args.verbose)
     try:
+        from crossmodal.threads import apply_threads
+
+        apply_threads(args.threads)
         return COMMANDS[args.command](args)
     except CrossmodalError as exc:
         print(f"crossmodal: error: {exc}", file=sys.stderr)

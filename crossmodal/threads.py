@@ -9,17 +9,18 @@ alone to 131.7 s beside one busy process, and to 7.2 s with one thread.
 
 The setting ``threads`` (config key ``threads``, ``--threads``, ``$CROSSMODAL_THREADS``):
 
-* ``"auto"`` (default): training uses :data:`AUTO_TRAIN_THREADS` intra-op threads (measured
-  by ``benchmarks/bench_threads.py``: one thread is the fastest alone on the benchmark
-  machine and stays fast beside a busy process); big one-off passes (kNN for the graph,
-  encoding, evaluation) run in :func:`all_cores`, which raises the count to the cores this
-  process may use for that pass only.
+* ``"auto"`` (default): epoch loops (:class:`~crossmodal.training.EpochTrainer`) run at
+  :data:`AUTO_TRAIN_THREADS` intra-op threads (chosen by ``benchmarks/bench_threads.py``:
+  as fast alone as the all-core default and not collapsing beside a busy process), restored
+  afterwards; the big one-off passes outside them (kNN for the graph, encoding, evaluation)
+  keep every core the process may use.
 * a whole number N >= 1: N threads everywhere (N = cores: the old behaviour).
 
-``apply_threads`` sets torch's intra-op and (once, before any parallel work) inter-op
-pools, the BLAS pools through ``threadpoolctl`` when it is installed (else the
-``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` variables, which only
-act before NumPy is imported), and the evaluation worker count.
+:func:`apply_threads` (the CLI calls it) sets torch's intra-op and (once, before any parallel
+work) inter-op pools, the BLAS pools through ``threadpoolctl`` when it is installed (else
+the ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` variables, which
+only act before NumPy is imported), and the evaluation worker count
+(:func:`eval_workers`). Library users get the same defaults without calling anything.
 """
 
 from __future__ import annotations
@@ -93,12 +94,18 @@ def _set_torch(n: int) -> None:
 
 
 def apply_threads(value=None) -> int:
-    """Apply the threads setting (``value``, else ``$CROSSMODAL_THREADS``, else auto) to torch,
-    the BLAS and the evaluation workers; returns the training thread count now in force."""
+    """Apply the threads setting (``value``, else ``$CROSSMODAL_THREADS``, else auto).
+
+    A number N sets torch's intra-op (and, when still possible, inter-op) pools and the BLAS
+    pools to N for the whole process, and N evaluation workers. ``auto`` leaves the pools at
+    every core for the big passes; epoch loops drop to the training count on their own
+    (:func:`training_threads`). Returns the intra-op count now in force outside epoch loops.
+    """
     setting = resolve_setting(value)
-    n = train_threads(setting)
+    n = available_cores() if setting == "auto" else int(setting)
     _set_torch(n)
-    _blas_limit(n)
+    if setting != "auto":
+        _blas_limit(n)
     _state.update(setting=setting, threads=n)
     return n
 
@@ -115,21 +122,16 @@ def eval_workers() -> int:
 
 
 @contextlib.contextmanager
-def all_cores():
-    """For one big pass (kNN, encoding a whole split): under ``auto`` raise torch and the
-    BLAS to every available core, and restore the training count afterwards; under an
-    explicit setting leave the count as set."""
-    s = current_setting()
-    if s != "auto":
-        yield int(s)
-        return
+def training_threads():
+    """For an epoch loop: torch and the BLAS at the training count of the setting in force
+    (auto: :data:`AUTO_TRAIN_THREADS`), the previous counts restored afterwards."""
+    n = train_threads(current_setting())
     try:
         import torch
     except ImportError:  # pragma: no cover
-        yield available_cores()
+        yield n
         return
     before = torch.get_num_threads()
-    n = available_cores()
     torch.set_num_threads(n)
     limiter = _blas_limit(n)
     try:
@@ -138,5 +140,3 @@ def all_cores():
         torch.set_num_threads(before)
         if limiter is not None:
             limiter.restore_original_limits()
-        elif _state["threads"] is not None:
-            _blas_limit(_state["threads"])

@@ -315,7 +315,7 @@ class UGACH(EpochTrainer, Hasher):
 
     def _run_epoch(self, epoch: int) -> dict:
         """Epoch 0: D pre-training on (query, partner, random other); then D and G epochs."""
-        from tqdm import tqdm
+        from crossmodal.progress import tqdm
 
         c = self.config
         rec = {}

@@ -137,6 +137,6 @@ def training_threads():
     try:
         yield n
     finally:
-        torch.set_num_threads(before)
-        if limiter is not None:
+        if limiter is not None:  # restores OpenMP too (threadpoolctl records every pool): torch last
             limiter.restore_original_limits()
+        torch.set_num_threads(before)

@@ -96,6 +96,16 @@ class Report:
         return Path(path)
 
 
+def eval_device(hasher):
+    """Where to rank: the hasher's torch device when it is CUDA (distances, ranking and AP on
+    the GPU, same values), else None (NumPy on the CPU)."""
+    try:
+        dev = getattr(hasher, "device", None)
+    except Exception:  # a saved config naming a device this machine lacks: rank on the CPU
+        return None
+    return dev if getattr(dev, "type", None) == "cuda" else None
+
+
 def encode_part(hasher, data, modality: str) -> np.ndarray:
     return hasher.encode_image(data.image) if modality == "image" else hasher.encode_text(data.text_dense())
 
@@ -120,7 +130,8 @@ def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = 
     results = {}
     for d in directions:
         qm, dm = DIRECTIONS[d]
-        results[d] = evaluate_codes(get("q", q, qm), get("db", db, dm), q.labels, db.labels, hasher.bits, ks=ks, norm=norm)
+        results[d] = evaluate_codes(get("q", q, qm), get("db", db, dm), q.labels, db.labels, hasher.bits, ks=ks, norm=norm,
+                                    device=eval_device(hasher))
     meta = {
         "method": hasher.name,
         "dataset": dataset.name,

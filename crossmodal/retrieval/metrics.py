@@ -86,6 +86,7 @@ def _check_k(k) -> int:
 
 
 LONG_ROW = 2048  # database sizes from which the statistics are gathered row by row
+INT32_KEY_BITS = 31  # keys that fit in this many bits sort as int32 (faster), others as int64
 
 
 class _Plan:
@@ -100,7 +101,7 @@ class _Plan:
         # key = distance << shift | index << 1 | relevant: int32 when it fits, else int64
         self.shift = max(1, (self.ndb - 1).bit_length()) + 1
         width = self.shift + self.bits.bit_length()
-        self.kdtype = np.int32 if width <= 31 else np.int64
+        self.kdtype = np.int32 if width <= INT32_KEY_BITS else np.int64
         self.q_codes, self.db_codes, self.ql, self.dl = q_codes, db_codes, ql, dl
 
 

@@ -207,3 +207,14 @@ def test_progress_bar_draws_on_a_terminal():
     list(tqdm(range(3), file=plain))
     list(tqdm(range(3), file=TTY(), disable=True))
     assert "3/3" in out.getvalue() and plain.getvalue() == ""
+
+
+def test_bad_device_is_a_clear_error(rng):
+    from crossmodal.errors import DataError
+
+    qb, db, ql, dl = _case(rng, 2, 5, 8, 2)
+    with pytest.raises(DataError, match="unknown device"):
+        evaluate_codes(pack(qb), pack(db), ql, dl, 8, device="tpu:x")
+    if not torch.cuda.is_available():
+        with pytest.raises(DataError, match="CUDA is not available"):
+            evaluate_codes(pack(qb), pack(db), ql, dl, 8, device="cuda")

@@ -62,7 +62,10 @@ def relevance(q_labels, db_labels) -> np.ndarray:
     """``(Nq, Ndb)`` bool: items share at least one label (a label is present when > 0)."""
     qm, dm = label_masks(q_labels), label_masks(db_labels)
     out = np.empty((qm.shape[0], dm.shape[0]), dtype=bool)
-    _relevance_into(qm, [np.ascontiguousarray(dm[:, j]) for j in range(dm.shape[1])], out)
+    cols = [np.ascontiguousarray(dm[:, j]) for j in range(dm.shape[1])]
+    step = max(1, (1 << 20) // max(1, dm.shape[0]))  # bounds the uint64 scratch
+    for s in range(0, qm.shape[0], step):
+        _relevance_into(qm[s:s + step], cols, out[s:s + step])
     return out
 
 
@@ -117,6 +120,7 @@ class _NumpyRanker:
         self.ddtype = np.uint8 if plan.bits <= 255 else np.uint16
         self.idx2 = np.arange(plan.ndb, dtype=plan.kdtype) << 1
         self.starts = np.arange(plan.levels + 1, dtype=plan.kdtype) << plan.shift
+        self.m = np.arange(1, plan.ndb + 1, dtype=np.float64) if plan.ndb >= LONG_ROW else None
 
     def __call__(self, s: int, e: int) -> dict:
         p = self.p
@@ -154,7 +158,7 @@ class _NumpyRanker:
         st = {"nrel": np.zeros(b), "ap_sum": np.zeros(b), "found_at": np.zeros((b, nk)),
               "prec_at": np.zeros((b, nk)), "h_all": np.zeros((b, p.levels)), "h_rel": np.zeros((b, p.levels))}
         low = np.empty(ndb, dtype=p.kdtype)
-        m = np.arange(1, ndb + 1, dtype=np.float64)
+        m = self.m if self.m is not None else np.arange(1, ndb + 1, dtype=np.float64)
         for i in range(b):
             row = key[i]
             bounds = np.searchsorted(row, self.starts)
@@ -298,9 +302,12 @@ def _torch_device(device):
     import torch
 
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise DataError(f"evaluate_codes: unknown device {device!r}; use None (NumPy), cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(f"evaluate_codes: device {device!r} asked for but CUDA is not available; use device=None")
+    return dev
 
 
 def evaluate_codes(

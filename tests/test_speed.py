@@ -218,3 +218,26 @@ def test_bad_device_is_a_clear_error(rng):
     if not torch.cuda.is_available():
         with pytest.raises(DataError, match="CUDA is not available"):
             evaluate_codes(pack(qb), pack(db), ql, dl, 8, device="cuda")
+
+
+def test_numba_counting_pass_equals_numpy_path(rng):
+    pytest.importorskip("numba")
+    for bits, nq, ndb, classes in [(3, 9, 300, 4), (130, 5, 2500, 70)]:
+        qb, db, ql, dl = _case(rng, nq, ndb, bits, classes, density=0.2)
+        kw = dict(ks=(1, 10, 100), return_per_query=True)
+        _assert_same(evaluate_codes(pack(qb), pack(db), ql, dl, bits, kernel="numpy", **kw),
+                     evaluate_codes(pack(qb), pack(db), ql, dl, bits, kernel="numba", **kw))
+
+
+def test_numba_kernel_is_optional(rng, monkeypatch):
+    from crossmodal.errors import DataError
+    from crossmodal.retrieval import _kernels
+
+    monkeypatch.setattr(_kernels, "numba", None)
+    monkeypatch.setattr(M, "NUMBA_MIN_ELEMS", 0)
+    qb, db, ql, dl = _case(rng, 4, 30, 8, 3)
+    ref = brute_metrics(qb, db, ql, dl, 5)
+    res = evaluate_codes(pack(qb), pack(db), ql, dl, 8, ks=(5,))  # auto: NumPy without numba
+    assert res["mAP@all"] == pytest.approx(ref["ap"].mean(), abs=1e-12)
+    with pytest.raises(DataError, match="needs numba"):
+        evaluate_codes(pack(qb), pack(db), ql, dl, 8, kernel="numba")

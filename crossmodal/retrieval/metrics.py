@@ -15,8 +15,11 @@ Conventions (every report states them, see :data:`CONVENTIONS`):
 * PR curve (one point per radius 0..bits): precision is averaged over the queries that
   retrieve something within the radius, recall over the queries that have a relevant item.
 
-Speed (no per-query sort of distances, no gather): each query batch builds one integer key
-per (query, database item), ``distance << s | index << 1 | relevant``, and sorts it with
+Speed, CPU: with numba installed (optional), a compiled counting pass per query: distances
+and relevance item by item, items per distance level, and each relevant item's rank from the
+level offsets plus its place within its level (``crossmodal/retrieval/_kernels.py``): no
+sort at all. Without numba (NumPy; no argsort, no gather): each query batch builds one
+integer key per (query, database item), ``distance << s | index << 1 | relevant``, sorts it with
 NumPy's vectorised integer sort. The sorted keys are the stable ranking (distance, then
 index) with each item's relevance carried in bit 0, so the 0-based rank of every relevant
 item is its position: AP@all, mAP@k, P@k and the P@k curve follow from those positions, the
@@ -88,6 +91,7 @@ def _check_k(k) -> int:
     return int(k)
 
 
+NUMBA_MIN_ELEMS = 1 << 24  # kernel="auto" compiles the numba pass from this many query x item pairs
 LONG_ROW = 2048  # database sizes from which the statistics are gathered row by row
 INT32_KEY_BITS = 31  # keys that fit in this many bits sort as int32 (faster), others as int64
 
@@ -176,6 +180,23 @@ class _NumpyRanker:
                 cs = np.concatenate([[0.0], np.cumsum(prec[:found[-1]])])
                 st["prec_at"][i] = cs[found]
         return st
+
+
+class _NumbaRanker:
+    """The compiled counting pass of :mod:`crossmodal.retrieval._kernels` (no sort at all)."""
+
+    def __init__(self, plan: _Plan, threads: int):
+        self.p, self.threads = plan, threads
+        self.qw, self.dw = _words(plan.q_codes), np.ascontiguousarray(_words(plan.db_codes))
+        self.qm, self.dm = label_masks(plan.ql), np.ascontiguousarray(label_masks(plan.dl))
+
+    def __call__(self, s: int, e: int) -> dict:
+        import numba
+
+        from crossmodal.retrieval import _kernels
+
+        numba.set_num_threads(max(1, min(self.threads, numba.config.NUMBA_NUM_THREADS)))
+        return _kernels.rank_stats(self.qw[s:e], self.dw, self.qm[s:e], self.dm, self.p.levels, self.p.k_edges)
 
 
 def _stats_from_ranks(rows, pos, lev, h_all, b: int, p: _Plan) -> dict:
@@ -324,6 +345,7 @@ def evaluate_codes(
     return_per_query: bool = False,
     n_jobs: int | None = None,
     device=None,
+    kernel: str = "auto",
 ) -> dict:
     """All metrics of packed query codes against packed database codes.
 
@@ -337,8 +359,12 @@ def evaluate_codes(
     batch_elems : queries x database items ranked per step (default 2^18 on the CPU, which
         keeps a step in the cache, 2^24 on a torch device).
     n_jobs : CPU worker threads (default :func:`crossmodal.threads.eval_workers`).
-    device : None for NumPy on the CPU; a torch device ("cuda", "cuda:1", "cpu") ranks with
-        torch there (same values).
+    device : None for the CPU; a torch device ("cuda", "cuda:1", "cpu") ranks with torch
+        there (same values).
+    kernel : on the CPU, "numba" (the compiled counting pass, no sort; needs ``pip install
+        numba``), "numpy" (sorted keys), or "auto": numba when it is installed and the
+        problem has at least ``NUMBA_MIN_ELEMS`` query x item pairs (its first call compiles,
+        then the compiled code is cached on disk), else NumPy. Same values either way.
 
     Returns a dict with ``mAP@all``, ``mAP@all~`` (tie-aware), ``mAP@k``, ``P@k`` for each
     k, ``P@H<=radius``, ``pr_curve`` (radius, precision, recall), ``pk_curve`` (k,
@@ -353,6 +379,8 @@ def evaluate_codes(
         raise DataError("labels and codes have different numbers of rows")
     if norm not in ("retrieved", "min"):
         raise DataError(f"norm must be 'retrieved' or 'min', got {norm!r}")
+    if kernel not in ("auto", "numpy", "numba"):
+        raise DataError(f"kernel must be 'auto', 'numpy' or 'numba', got {kernel!r}")
     if db_codes.shape[0] == 0:
         raise DataError("database codes: the database is empty")
     ks = [_check_k(k) for k in ks]
@@ -362,23 +390,32 @@ def evaluate_codes(
     curve_ks = sorted({min(int(k), ndb) for k in curve_ks})
     plan = _Plan(q_codes, db_codes, ql, dl, bits, ks, curve_ks)
     dev = _torch_device(device)
-    if dev is None:
-        ranker = _NumpyRanker(plan)
-        batch_elems = batch_elems or 1 << 18
-    else:
+    if n_jobs is None:
+        from crossmodal.threads import eval_workers
+
+        n_jobs = eval_workers()
+    from crossmodal.retrieval import _kernels
+
+    if kernel == "numba" and not _kernels.available():
+        raise DataError("kernel='numba' needs numba (pip install numba); use kernel='auto' or 'numpy'")
+    use_numba = dev is None and (kernel == "numba" or (
+        kernel == "auto" and _kernels.available() and nq * ndb >= NUMBA_MIN_ELEMS))
+    if dev is not None:
         ranker = _TorchRanker(plan, dev)
         batch_elems = batch_elems or 1 << 24
+    elif use_numba:  # threads inside the kernel; batches only bound the per-query outputs
+        ranker = _NumbaRanker(plan, int(n_jobs))
+        batch_elems = batch_elems or max(ndb, 1) * 4096
+    else:
+        ranker = _NumpyRanker(plan)
+        batch_elems = batch_elems or 1 << 18
 
     def batch(s: int) -> dict:
         return _batch_metrics(ranker(s, min(nq, s + step)), plan, harmonic, radius, norm)
 
     step = max(1, batch_elems // ndb)
     starts = list(range(0, nq, step))
-    if n_jobs is None:
-        from crossmodal.threads import eval_workers
-
-        n_jobs = eval_workers()
-    workers = 1 if dev is not None else max(1, min(int(n_jobs), len(starts)))
+    workers = 1 if dev is not None or use_numba else max(1, min(int(n_jobs), len(starts)))
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:  # NumPy releases the GIL in the heavy passes
             parts = list(pool.map(batch, starts))

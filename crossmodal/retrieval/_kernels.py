@@ -16,6 +16,8 @@ be used, and :mod:`crossmodal.retrieval.metrics` falls back to its NumPy path ot
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 try:  # pragma: no cover - exercised only where numba is installed
@@ -24,6 +26,7 @@ except ImportError:  # pragma: no cover
     numba = None
 
 _kernel = None
+_lock = threading.Lock()  # numba's default (workqueue) layer must not be entered by two threads at once
 
 
 def available() -> bool:
@@ -97,13 +100,14 @@ def rank_stats(qw, dw, qm, dm, levels: int, k_edges) -> dict:
     masks against ``dw (Ndb, W)`` / ``dm (Ndb, L)``: nrel, ap_sum (b,), found_at, prec_at
     (b, len(k_edges)), h_all, h_rel (b, levels); all float64, as the NumPy path returns them."""
     global _kernel
-    if _kernel is None:
-        _kernel = _build()
     b = qw.shape[0]
     k_edges = np.ascontiguousarray(k_edges, dtype=np.int64)
     out = {"nrel": np.zeros(b), "ap_sum": np.zeros(b), "found_at": np.zeros((b, len(k_edges))),
            "prec_at": np.zeros((b, len(k_edges))), "h_all": np.zeros((b, levels)), "h_rel": np.zeros((b, levels))}
-    _kernel(np.ascontiguousarray(qw), np.ascontiguousarray(dw), np.ascontiguousarray(qm), np.ascontiguousarray(dm),
-            int(levels), k_edges, out["nrel"], out["ap_sum"], out["found_at"], out["prec_at"], out["h_all"],
-            out["h_rel"])
+    with _lock:
+        if _kernel is None:
+            _kernel = _build()
+        _kernel(np.ascontiguousarray(qw), np.ascontiguousarray(dw), np.ascontiguousarray(qm), np.ascontiguousarray(dm),
+                int(levels), k_edges, out["nrel"], out["ap_sum"], out["found_at"], out["prec_at"], out["h_all"],
+                out["h_rel"])
     return out

@@ -40,10 +40,21 @@ def tqdm(*args, disable: bool | None = False, **kwargs):
     return _tqdm(*args, disable=True if disable else None, **kwargs)
 
 
-class _TqdmHandler(logging.StreamHandler):
-    """Writes records with ``tqdm.write`` so that they land under any live bars."""
+class _Handler(logging.StreamHandler):
+    """A stream handler that, without an explicit stream, writes to the ``sys.stderr`` of the
+    moment (a replaced or closed earlier stderr is never kept), and on a terminal writes with
+    ``tqdm.write`` so that records land under any live bars."""
+
+    def __init__(self, stream=None):
+        super().__init__(stream if stream is not None else sys.stderr)
+        self._follow = stream is None
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self._follow:
+            self.stream = sys.stderr
+        if not bool(getattr(self.stream, "isatty", lambda: False)()):
+            super().emit(record)
+            return
         try:
             from tqdm import tqdm as _tqdm
 
@@ -53,15 +64,14 @@ class _TqdmHandler(logging.StreamHandler):
 
 
 def configure_logging(quiet: bool = False, verbose: bool = False, stream=None) -> logging.Logger:
-    """Route the ``crossmodal`` logger to ``stream`` (stderr): INFO by default, WARNING with
+    """Route the ``crossmodal`` logger to ``stream`` (default: whatever ``sys.stderr`` is when a
+    record is written): INFO by default, WARNING with
     ``quiet``, DEBUG with ``verbose``. Replaces the handler an earlier call installed."""
-    stream = stream if stream is not None else sys.stderr
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     for h in list(LOGGER.handlers):
         if getattr(h, "_crossmodal", False):
             LOGGER.removeHandler(h)
-    tty = bool(getattr(stream, "isatty", lambda: False)())
-    handler = _TqdmHandler(stream) if tty else logging.StreamHandler(stream)
+    handler = _Handler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s crossmodal: %(message)s", "%H:%M:%S"))
     handler._crossmodal = True
     LOGGER.addHandler(handler)

@@ -10,10 +10,11 @@ alone to 131.7 s beside one busy process, and to 7.2 s with one thread.
 The setting ``threads`` (config key ``threads``, ``--threads``, ``$CROSSMODAL_THREADS``):
 
 * ``"auto"`` (default): epoch loops (:class:`~crossmodal.training.EpochTrainer`) run at
-  :data:`AUTO_TRAIN_THREADS` intra-op threads (chosen by ``benchmarks/bench_threads.py``:
-  as fast alone as the all-core default and not collapsing beside a busy process), restored
-  afterwards; the big one-off passes outside them (kNN for the graph, encoding, evaluation)
-  keep every core the process may use.
+  :data:`AUTO_TRAIN_THREADS` intra-op threads, restored afterwards; the big one-off passes
+  outside them (kNN for the graph, encoding, evaluation) keep every core the process may use.
+  Chosen by measurement: one thread beat the all-core default even alone in the figures
+  above, and ``benchmarks/bench_threads.py`` on a loaded shared 2-core VM gave one thread
+  1.1x the CPU time beside a busy process while all-core runs did not finish in 400 s.
 * a whole number N >= 1: N threads everywhere (N = cores: the old behaviour).
 
 :func:`apply_threads` (the CLI calls it) sets torch's intra-op and (once, before any parallel

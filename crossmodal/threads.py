@@ -12,8 +12,8 @@ The setting ``threads`` (config key ``threads``, ``--threads``, ``$CROSSMODAL_TH
 * ``"auto"`` (default): epoch loops (:class:`~crossmodal.training.EpochTrainer`) run at
   :data:`AUTO_TRAIN_THREADS` intra-op threads, restored afterwards; the big one-off passes
   outside them (kNN for the graph, encoding, evaluation) keep every core the process may use.
-  Chosen by measurement: one thread beat the all-core default even alone in the figures
-  above, and ``benchmarks/bench_threads.py`` on a loaded shared 2-core VM gave one thread
+  Chosen by measurement: one thread beside a busy process (7.2 s) beat the all-core default
+  alone (8.9 s) above, and ``benchmarks/bench_threads.py`` on a loaded shared 2-core VM gave one thread
   1.1x the CPU time beside a busy process while all-core runs did not finish in 400 s.
 * a whole number N >= 1: N threads everywhere (N = cores: the old behaviour).
 

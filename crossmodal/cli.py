@@ -45,6 +45,21 @@ def _add_common_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracker", default="jsonl", choices=("none", "jsonl", "wandb"),
                    help="jsonl: metrics.jsonl in the run folder (default); wandb: also wandb, offline unless logged in")
     p.add_argument("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N")
+    _add_runtime(p)
+
+
+def _add_runtime(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """--threads, --quiet, --verbose: on the main parser and again on the long-running commands
+    (their defaults there are suppressed, so a value given before the command survives)."""
+    d = None if top else argparse.SUPPRESS
+    p.add_argument("--threads", default=d, metavar="N|auto",
+                   help="CPU threads for torch, the BLAS and evaluation workers (default $CROSSMODAL_THREADS, "
+                        "else auto: 1 thread in epoch loops, all cores for kNN, encoding and evaluation); "
+                        "also a `threads:` config key")
+    p.add_argument("-q", "--quiet", action="store_true", default=False if top else argparse.SUPPRESS,
+                   help="log warnings only (no per-epoch lines)")
+    p.add_argument("-v", "--verbose", action="store_true", default=False if top else argparse.SUPPRESS,
+                   help="debug logging")
 
 
 def _method_names() -> list[str]:
@@ -66,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="import a module of your own methods first (its @register_method classes, or "
                              "module:Class methods of saved runs); repeatable")
+    _add_runtime(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("demo", help="train on the built-in toy data, evaluate, and query it with typed sentences",
@@ -123,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     from experiments.run import add_sweep_arguments
 
     add_sweep_arguments(p)
+    _add_runtime(p)
 
     p = sub.add_parser("report", help="aggregate run folders into tables (Markdown, CSV) and plots",
                        description="Collect finished runs under the given folders and write table.md, table.csv and "
@@ -146,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="published: print one table of the run under every published convention "
                         "(mAP@all / mAP@50 both normalisations, no-relevant queries counted / left out, "
                         "database coding) and write nothing")
+
+    _add_runtime(p)
 
     p = sub.add_parser("import-codes", help="turn codes made by another repository into a run folder",
                        description="Read external codes (±1 or 0/1, .npy or .mat, one file per part and "
@@ -245,6 +264,11 @@ def _resolve_config(args) -> dict:
     if args.config:
         cfg.update(load_config_file(args.config, ds_name, args.method))
     cfg.update(parse_overrides(args.overrides))
+    threads = cfg.pop("threads", None)  # a run setting, not a method key
+    if threads is not None and getattr(args, "threads", None) is None:
+        from crossmodal.threads import apply_threads
+
+        apply_threads(threads)
     if args.device:
         cfg["device"] = args.device
     if args.codes_from:
@@ -425,9 +449,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     os.environ.setdefault("WANDB_SILENT", "true")
+    from crossmodal.progress import configure_logging
+
+    configure_logging(quiet=args.quiet, verbose=args.verbose)
     try:
         from crossmodal.methods import allow_import
+        from crossmodal.threads import apply_threads
 
+        apply_threads(args.threads)
         for module in args.imports:
             allow_import(module)
         code = COMMANDS[args.command](args)

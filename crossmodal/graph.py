@@ -48,7 +48,7 @@ def knn(X, k: int, metric: str = "euclidean", device=None, block_elems: int = 1 
     dist = torch.empty((n, k), dtype=torch.float32)
     rows = range(0, n, step)
     if progress:
-        from tqdm import tqdm
+        from crossmodal.progress import tqdm
 
         rows = tqdm(rows, desc="kNN", unit="block", leave=False)
     for s in rows:
@@ -94,7 +94,7 @@ def knn_ivf(X, k: int, pca_dim: int = 128, nlist: int | None = None, nprobe: int
     dist = np.empty((n, k), dtype=np.float32)
     rows = range(0, n, 65536)
     if progress:
-        from tqdm import tqdm
+        from crossmodal.progress import tqdm
 
         rows = tqdm(rows, desc="kNN (ivf)", unit="block", leave=False)
     for s in rows:

@@ -1,6 +1,8 @@
 """The epoch loop shared by every hasher trained in epochs (UGACH, the deep image methods).
 
-:class:`EpochTrainer` gives a method, for free: a progress bar, per-epoch validation with
+:class:`EpochTrainer` gives a method, for free: a progress bar (drawn only on a terminal), one
+log line per epoch (logger ``"crossmodal"``: losses, validation mAP, seconds), the training
+thread count of :func:`crossmodal.threads.training_threads`, per-epoch validation with
 model selection (the best epoch's networks are kept), per-epoch checkpoints written
 atomically and resumed to identical results, and tracker logging. A method supplies
 ``_nets()`` (the modules whose weights define the model), ``_run_epoch(epoch) -> dict`` and,
@@ -13,9 +15,12 @@ from __future__ import annotations
 import copy
 import math
 import sys
+import time
 
 from crossmodal.engine import Checkpointer
 from crossmodal.errors import ConfigError
+from crossmodal.progress import LOGGER, epoch_line
+from crossmodal.threads import training_threads
 
 RUNTIME_KEYS = ("device", "progress", "num_workers")  # may differ between a run and its resume
 
@@ -67,7 +72,11 @@ class EpochTrainer:
     def _train_epochs(self, first: int, last: int, valid=None, tracker=None, desc: str | None = None) -> None:
         """Run epochs ``first..last`` (resuming after the newest checkpoint), then keep the
         networks of the best validation epoch."""
-        from tqdm import tqdm
+        with training_threads():
+            self._epoch_loop(first, last, valid, tracker, desc)
+
+    def _epoch_loop(self, first: int, last: int, valid, tracker, desc: str | None) -> None:
+        from crossmodal.progress import tqdm
 
         self.best_score, self.best, self.history = -math.inf, None, []
         ckpt = Checkpointer(self.checkpoint_dir, keep=self.config.get("keep_checkpoints", 2)) if self.checkpoint_dir else None
@@ -87,6 +96,7 @@ class EpochTrainer:
         for epoch in tqdm(range(start + 1, last + 1), desc=desc or self.name, unit="epoch",
                           disable=not self.config.get("progress", False), initial=start + 1 - first,
                           total=last + 1 - first):
+            t0 = time.perf_counter()
             rec = {"epoch": epoch, **self._run_epoch(epoch)}
             if valid is not None:
                 scores = valid.score(self)
@@ -95,6 +105,7 @@ class EpochTrainer:
                     self.best_score = scores["score"]
                     self.best = {"epoch": epoch, "nets": {k: copy.deepcopy(m.state_dict()) for k, m in self._nets().items()}}
             self.history.append(rec)
+            LOGGER.info(epoch_line(desc or self.name, rec, time.perf_counter() - t0, last))
             if ckpt is not None:
                 ckpt.save(epoch, self._checkpoint(epoch))
             if tracker:

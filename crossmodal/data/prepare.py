@@ -387,7 +387,7 @@ class ChunkedArrayWriter:
 def featurize_into(folder: Path, name: str, items, featurizer, fingerprint: str, chunk: int = 1024,
                    progress: bool = True) -> np.ndarray:
     """Featurize ``items`` (a sequence supporting slicing) into ``folder/name.npy``, resumably."""
-    from tqdm.auto import tqdm
+    from crossmodal.progress import tqdm
 
     n = len(items)
     dim = int(featurizer.dim)

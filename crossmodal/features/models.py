@@ -88,7 +88,7 @@ class _TorchFeaturizer:
 
     def _run_batches(self, items, fn, progress: bool = False, desc: str = "") -> np.ndarray:
         import torch
-        from tqdm.auto import tqdm
+        from crossmodal.progress import tqdm
 
         chunks = []
         with torch.inference_mode():

@@ -53,7 +53,7 @@ class ValidationSet:
         res = {}
         ks = () if self.k is None else (self.k,)
         key = "mAP@all" if self.k is None else f"mAP@{self.k}"
-        from crossmodal.retrieval.evaluate import DIRECTIONS, encode_part
+        from crossmodal.retrieval.evaluate import DIRECTIONS, encode_part, eval_device
 
         dirs = [d for d in self.directions if all(m in hasher.modalities for m in DIRECTIONS[d])]
         codes = {}
@@ -63,7 +63,7 @@ class ValidationSet:
                     codes[part, m] = encode_part(hasher, getattr(self, part), m)
             qm, dm = DIRECTIONS[d]
             r = evaluate_codes(codes["query", qm], codes["database", dm], self.query.labels, self.database.labels,
-                               hasher.bits, ks=ks, curve_ks=(1,))
+                               hasher.bits, ks=ks, curve_ks=(1,), device=eval_device(hasher))
             res[f"val/{d}/{key}"] = r[key]
         res["score"] = float(np.mean([res[f"val/{d}/{key}"] for d in dirs]))
         return res

@@ -405,7 +405,7 @@ class UGACH(EpochTrainer, Hasher):
         keeps the pre-training epoch whose D scores best on the validation split (official: the
         best by mAP on its test queries) and restores it before the adversarial epochs.
         """
-        from tqdm import tqdm
+        from crossmodal.progress import tqdm
 
         c = self.config
         bs = c["pretrain_batch_size"] or c["batch_size"]
@@ -432,7 +432,7 @@ class UGACH(EpochTrainer, Hasher):
 
     def _run_epoch(self, epoch: int) -> dict:
         """Epoch 0: D pre-training (:meth:`_pretrain`); then D and G epochs."""
-        from tqdm import tqdm
+        from crossmodal.progress import tqdm
 
         c = self.config
         rec = {}

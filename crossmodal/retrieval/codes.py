@@ -68,25 +68,47 @@ def _words(packed: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed).view(np.uint64)
 
 
-def hamming_distance(q, db, chunk_elems: int = 1 << 24) -> np.ndarray:
+def hamming_distance(q, db, chunk_elems: int = 1 << 18) -> np.ndarray:
     """All-pairs Hamming distances between packed codes: ``(Nq, Ndb)``, uint8 when codes have
     at most 255 bits, else uint16.
 
-    Works on 64-bit words with ``numpy.bitwise_count``; memory stays within
-    ``chunk_elems`` words of scratch per step.
+    Works on 64-bit words with ``numpy.bitwise_count``, written in place into reused scratch
+    of ``chunk_elems`` words (small enough to stay in the CPU cache).
     """
     q, db = np.asarray(q, dtype=np.uint8), np.asarray(db, dtype=np.uint8)
     dtype = np.uint8 if q.shape[1] * 8 <= 255 else np.uint16
     qw, dw = _words(q), _words(db)
+    out = np.empty((qw.shape[0], dw.shape[0]), dtype=dtype)
+    hamming_words_into(qw, dw, out, chunk_elems)
+    return out
+
+
+def hamming_words_into(qw: np.ndarray, dw: np.ndarray, out: np.ndarray, chunk_elems: int = 1 << 18) -> np.ndarray:
+    """Hamming distances of ``(Nq, W)`` uint64 words against ``(Ndb, W)`` uint64 words into
+    ``out`` ``(Nq, Ndb)`` uint8/uint16 (rows x columns in chunks of about ``chunk_elems``)."""
     nq, nw = qw.shape
-    out = np.empty((nq, dw.shape[0]), dtype=dtype)
-    step = max(1, chunk_elems // max(1, dw.shape[0] * nw))
-    for s in range(0, nq, step):
-        e = min(nq, s + step)
-        acc = np.bitwise_count(qw[s:e, 0, None] ^ dw[None, :, 0])  # uint8
-        if nw > 1:
-            acc = acc.astype(dtype)
-            for j in range(1, nw):
-                acc += np.bitwise_count(qw[s:e, j, None] ^ dw[None, :, j])
-        out[s:e] = acc
+    ndb = dw.shape[0]
+    if nq == 0 or ndb == 0:
+        return out
+    cols = min(ndb, max(1, chunk_elems))
+    rows = max(1, chunk_elems // cols)
+    xor = np.empty((rows, cols), dtype=np.uint64)
+    cnt = np.empty((rows, cols), dtype=np.uint8)
+    dcols = [np.ascontiguousarray(dw[:, j]) for j in range(nw)]
+    for c in range(0, ndb, cols):
+        ce = min(ndb, c + cols)
+        w = ce - c
+        for s in range(0, nq, rows):
+            e = min(nq, s + rows)
+            x, n = xor[:e - s, :w], cnt[:e - s, :w]
+            o = out[s:e, c:ce]
+            for j in range(nw):
+                np.bitwise_xor(qw[s:e, j, None], dcols[j][None, c:ce], out=x)
+                if j == 0:
+                    np.bitwise_count(x, out=o if o.dtype == np.uint8 else n)
+                    if o.dtype != np.uint8:
+                        o[...] = n
+                else:
+                    np.bitwise_count(x, out=n)
+                    o += n
     return out

@@ -116,6 +116,14 @@ def queries_without_relevant(q_labels: np.ndarray, db_labels: np.ndarray) -> int
     ``q_labels (Nq, C)``, ``db_labels (Ndb, C)`` 0/1."""
     present = np.asarray(db_labels).astype(bool).any(axis=0)  # (C,)
     return int((~(np.asarray(q_labels).astype(bool) & present).any(axis=1)).sum())
+def eval_device(hasher):
+    """Where to rank: the hasher's torch device when it is CUDA (distances, ranking and AP on
+    the GPU, same values), else None (NumPy on the CPU)."""
+    try:
+        dev = getattr(hasher, "device", None)
+    except Exception:  # a saved config naming a device this machine lacks: rank on the CPU
+        return None
+    return dev if getattr(dev, "type", None) == "cuda" else None
 
 
 def encode_part(hasher, data, modality: str) -> np.ndarray:
@@ -177,7 +185,8 @@ def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = 
     results = {}
     for d in directions:
         qm, dm = DIRECTIONS[d]
-        results[d] = evaluate_codes(get("q", q, qm), get("db", db, dm), q.labels, db.labels, hasher.bits, ks=ks, norm=norm)
+        results[d] = evaluate_codes(get("q", q, qm), get("db", db, dm), q.labels, db.labels, hasher.bits, ks=ks, norm=norm,
+                                    device=eval_device(hasher))
     meta = {
         "method": hasher.name,
         "dataset": dataset.name,

@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("-k", type=int, action="append", default=None, help="cut-off for mAP@k and P@k (repeatable; default 100)")
     p.add_argument("--all-directions", action="store_true", help="also I->I and T->T")
+    p.add_argument("--retrieval", choices=("hamming", "paper"), default="hamming",
+                   help="hamming: rank by Hamming distance (default); paper: the method's own retrieval (URPH)")
 
     p = sub.add_parser("query", help="search a trained model with a typed sentence or an image file",
                        description="Embed the query with the run's own featurizers, hash it, and list the nearest "
@@ -259,7 +261,9 @@ def cmd_evaluate(args) -> int:
     ks = tuple(args.k or (100,))
     _, hasher, ds = load_run(args.run_dir)
     dirs = ("i2t", "t2i", "i2i", "t2t") if args.all_directions else ("i2t", "t2i")
-    report = write_report(hasher, ds, Path(args.run_dir), ks=ks, directions=dirs)
+    if args.retrieval == "paper":
+        dirs = ("i2i",)
+    report = write_report(hasher, ds, Path(args.run_dir), ks=ks, directions=dirs, retrieval=args.retrieval)
     print(report.to_markdown())
     return 0
 

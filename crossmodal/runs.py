@@ -230,8 +230,8 @@ def rerun(run_dir: str | os.PathLike, out: str | os.PathLike = "runs", tracker: 
     return new
 
 
-def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i")):
-    report = evaluate(hasher, ds, directions=directions, ks=ks)
+def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i"), retrieval: str = "hamming"):
+    report = evaluate(hasher, ds, directions=directions, ks=ks, retrieval=retrieval)
     report.save_json(run_dir / "report.json")
     (run_dir / "report.md").write_text(report.to_markdown(), encoding="utf-8")
     report.plot_pr(run_dir / "pr.png")

@@ -55,14 +55,18 @@ def ema_update(target: torch.nn.Module, source: torch.nn.Module, momentum: float
                 t.copy_(s)
 
 
-def uncertainty_weights(h: torch.Tensor, h_m: torch.Tensor, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+def uncertainty_weights(h: torch.Tensor, h_m: torch.Tensor, gamma: float,
+                        normalize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``(pair weights (B, B), bit weights (B, bits))`` float32 from the online codes ``h`` and
-    the momentum codes ``h_m``, both ``(B, bits)``; no gradient."""
+    the momentum codes ``h_m``, both ``(B, bits)``; no gradient. ``normalize`` divides each by
+    ``1 + γ`` (their batch mean), so weighting moves attention without scaling the loss."""
     u = (h - h_m).abs().detach()
     ui = u.mean(1)
     ubar = u.mean().clamp_min(1e-8)
     pair = 1.0 + gamma * (ui[:, None] + ui[None, :]) / (2.0 * ubar)
     bit = 1.0 + gamma * u / ubar
+    if normalize:
+        pair, bit = pair / (1.0 + gamma), bit / (1.0 + gamma)
     return pair, bit
 
 
@@ -71,7 +75,8 @@ class DMUH(DeepImageHasher):
 
     name = "dmuh"
     uses_labels = True
-    defaults = {**DEEP_DEFAULTS, "momentum": 0.99, "gamma": 1.0, "uncertainty": True, "quant_target": "online"}
+    defaults = {**DEEP_DEFAULTS, "momentum": 0.99, "gamma": 1.0, "uncertainty": True, "quant_target": "online",
+                "normalize_weights": True}
 
     def __init__(self, bits: int, seed: int = 0, **config):
         super().__init__(bits, seed=seed, **config)
@@ -91,7 +96,7 @@ class DMUH(DeepImageHasher):
             self.momentum_net.eval()
             h_m = torch.tanh(self.momentum_net(self._batch_x))
         if c["uncertainty"]:
-            w_pair, w_bit = uncertainty_weights(h, h_m, c["gamma"])
+            w_pair, w_bit = uncertainty_weights(h, h_m, c["gamma"], c["normalize_weights"])
         else:
             w_pair, w_bit = torch.ones(len(idx), len(idx), device=h.device), torch.ones_like(h)
         off = 1.0 - torch.eye(len(idx), device=h.device)

@@ -117,5 +117,7 @@ class EpochTrainer:
             for k, m in self._nets().items():
                 m.load_state_dict(self.best["nets"][k])
         if tracker:
-            tracker.log({"event": "selected", "rule": used, "epoch": self.selected["epoch"],
-                         "val_score" if rule == "validation" else "score": self.best_score})
+            rec = {"event": "selected", "rule": used, "epoch": self.selected["epoch"]}
+            if self.best is not None:
+                rec["val_score" if rule == "validation" else "score"] = self.best_score
+            tracker.log(rec)

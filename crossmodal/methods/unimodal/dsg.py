@@ -69,7 +69,7 @@ class DSG(DeepImageHasher):
     """Confidence-weighted, priority-weighted similarity signals, distilled by clustering."""
 
     name = "dsg"
-    defaults = {**DEEP_DEFAULTS, "gap": 1.0, "target": "binary", "confidence_power": 1.0, "priority": 0.0,
+    defaults = {**DEEP_DEFAULTS, "gap": 1.0, "target": "binary", "confidence_power": 1.0, "priority": 2.0,
                 "n_clusters": 20, "cluster_distill": True, "n_threshold_pairs": 200000}
 
     def __init__(self, bits: int, seed: int = 0, **config):

@@ -476,3 +476,18 @@ def test_dmuh_momentum_network_stays_in_eval_mode(digits):
     h.fit(digits.part("train"))
     assert not h.momentum_net.training
     assert not any(p.requires_grad for p in h.momentum_net.parameters())
+
+
+def test_cli_evaluate_with_the_papers_retrieval(digits, tmp_path, capsys):
+    import json
+
+    from crossmodal.cli import main
+
+    run = train_run("urph", "digits", 16, seed=0, config=dict(FAST, epochs=1, n_candidates=200), out=tmp_path,
+                    tracker="none", log=lambda *_: None)
+    first = json.loads((run / "report.json").read_text())
+    assert first["meta"]["retrieval"] == "hamming ranking" and first["meta"]["model_selection"]
+    assert main(["evaluate", str(run), "--retrieval", "paper"]) == 0
+    rep = json.loads((run / "report.json").read_text())
+    assert rep["meta"]["retrieval"].startswith("paper:") and rep["results"]["i2i"]["depth"] == 200
+    assert "I→I" in capsys.readouterr().out

@@ -91,7 +91,8 @@ class Report:
         ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02),
                title=f"{m.get('method')} / {m.get('dataset')} / {m.get('bits')} bits")
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.lines:
+            ax.legend()
         fig.tight_layout()
         fig.savefig(path)
         plt.close(fig)

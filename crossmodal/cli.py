@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(mAP@all / mAP@50 both normalisations, no-relevant queries counted / left out, "
                         "database coding) and write nothing")
 
+    p.add_argument("--retrieval", choices=("hamming", "paper"), default="hamming",
+                   help="hamming: rank by Hamming distance (default); paper: the method's own retrieval (URPH)")
     _add_runtime(p)
 
     p = sub.add_parser("import-codes", help="turn codes made by another repository into a run folder",
@@ -354,13 +356,16 @@ def cmd_evaluate(args) -> int:
 
     ks = tuple(args.k or (100,))
     dirs = ("i2t", "t2i", "i2i", "t2t") if args.all_directions else None
+    if args.retrieval == "paper":
+        dirs = ("i2i",)
     if args.conventions == "published":
         spec, hasher, ds = load_run(args.run_dir)
         run_dirs = dirs or tuple((spec.get("evaluation") or {}).get("directions") or ("i2t", "t2i"))
         cross = tuple(d for d in run_dirs if d in ("i2t", "t2i", "i2i"))
         print(published_markdown(published_conventions(hasher, ds, directions=cross), directions=cross))
         return 0
-    report, folder = evaluate_run(args.run_dir, ks=ks, directions=dirs, database_codes=args.database_codes)
+    report, folder = evaluate_run(args.run_dir, ks=ks, directions=dirs, database_codes=args.database_codes,
+                                  retrieval=args.retrieval)
     print(report.to_markdown())
     print(f"evaluation written to {folder} (the run's own report.json is unchanged)")
     return 0

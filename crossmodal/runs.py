@@ -488,11 +488,11 @@ def rerun(run_dir: str | os.PathLike, out: str | os.PathLike = "runs", tracker: 
 
 
 def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i"), fingerprint: str | None = None,
-                 database_codes: str = "per-modality", note: str | None = None):
+                 database_codes: str = "per-modality", note: str | None = None, retrieval: str = "hamming"):
     """Evaluate and write ``report.md``, ``pr.png`` and, last, ``report.json`` into ``run_dir``
     (each atomically; ``report.json`` marks the folder finished). ``note`` (a protocol
     mismatch) goes into the report's meta and Markdown."""
-    report = evaluate(hasher, ds, directions=directions, ks=ks, database_codes=database_codes)
+    report = evaluate(hasher, ds, directions=directions, ks=ks, database_codes=database_codes, retrieval=retrieval)
     if fingerprint:
         report.meta["data_fingerprint"] = fingerprint
     if note:
@@ -505,7 +505,7 @@ def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i")
 
 
 def evaluate_run(run_dir: str | os.PathLike, ks=(100,), directions=None, log=print,
-                 database_codes: str | None = None):
+                 database_codes: str | None = None, retrieval: str = "hamming"):
     """Re-evaluate a run without touching its files: the report goes to a new numbered folder
     ``evaluations/eval-0001`` (``-0002`` ...) holding report.json, report.md and pr.png, written
     under a hidden name and renamed when complete. ``directions`` and ``database_codes`` default
@@ -518,7 +518,7 @@ def evaluate_run(run_dir: str | os.PathLike, ks=(100,), directions=None, log=pri
     ev = spec.get("evaluation") or {}
     directions = tuple(directions or ev.get("directions") or ("i2t", "t2i"))
     database_codes = database_codes or ev.get("database_codes", "per-modality")
-    report = evaluate(hasher, ds, directions=directions, ks=ks, database_codes=database_codes)
+    report = evaluate(hasher, ds, directions=directions, ks=ks, database_codes=database_codes, retrieval=retrieval)
     if spec.get("data_fingerprint"):
         report.meta["data_fingerprint"] = spec["data_fingerprint"]
     if spec.get("protocol_note"):

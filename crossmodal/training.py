@@ -8,6 +8,12 @@ atomically and resumed to identical results, and tracker logging. A method suppl
 ``_nets()`` (the modules whose weights define the model), ``_run_epoch(epoch) -> dict`` and,
 for anything else a resumed run needs (optimisers, RNG state, targets), ``_checkpoint_extra()``
 and ``_restore_extra(ck)``.
+
+Model selection (config key ``selection``, default ``validation``): ``validation`` keeps the
+epoch with the best score on the labelled validation split (the last epoch when no validation
+data is given); ``last`` keeps the last epoch (fixed epochs, label-free; validation scores, if
+any, are only logged); ``loss`` keeps the epoch with the lowest mean training loss (label-free).
+:attr:`EpochTrainer.model_selection` states the rule used, for run.json and reports.
 """
 
 from __future__ import annotations
@@ -29,8 +35,31 @@ def _model_config(config: dict) -> dict:
     return {k: v for k, v in (config or {}).items() if k not in RUNTIME_KEYS}
 
 
+SELECTION_RULES = ("validation", "last", "loss")
+
+
+def check_selection(rule: str, where: str) -> str:
+    if rule not in SELECTION_RULES:
+        raise ConfigError(f"{where}: selection must be one of {', '.join(SELECTION_RULES)}, got {rule!r}")
+    return rule
+
+
 class EpochTrainer:
     checkpoint_dir = None
+    selected: dict | None = None
+
+    @property
+    def model_selection(self) -> str:
+        """The model-selection rule, in words (for run.json and report meta)."""
+        rule = self.config.get("selection", "validation")
+        sel = self.selected or {}
+        epoch = f", epoch {sel['epoch']}" if sel.get("epoch") is not None else ""
+        if rule == "validation" and sel.get("rule", "validation") == "validation":
+            return f"labelled validation (best validation score{epoch})"
+        if rule == "loss":
+            return f"label-free: lowest training loss{epoch}"
+        note = " (no validation data)" if rule == "validation" else ""
+        return f"fixed epochs: last epoch{epoch}{note}"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -78,6 +107,7 @@ class EpochTrainer:
     def _epoch_loop(self, first: int, last: int, valid, tracker, desc: str | None) -> None:
         from crossmodal.progress import tqdm
 
+        rule = check_selection(self.config.get("selection", "validation"), self.name)
         self.best_score, self.best, self.history = -math.inf, None, []
         ckpt = Checkpointer(self.checkpoint_dir, keep=self.config.get("keep_checkpoints", 2)) if self.checkpoint_dir else None
         start = first - 1
@@ -98,20 +128,29 @@ class EpochTrainer:
                           total=last + 1 - first):
             t0 = time.perf_counter()
             rec = {"epoch": epoch, **self._run_epoch(epoch)}
+            score = None
             if valid is not None:
                 scores = valid.score(self)
                 rec.update(scores)
-                if scores["score"] > self.best_score:
-                    self.best_score = scores["score"]
-                    self.best = {"epoch": epoch, "nets": {k: copy.deepcopy(m.state_dict()) for k, m in self._nets().items()}}
+                score = scores["score"] if rule == "validation" else None
+            if rule == "loss" and math.isfinite(rec.get("loss", math.nan)):
+                score = -rec["loss"]
+            if score is not None and score > self.best_score:
+                self.best_score = score
+                self.best = {"epoch": epoch, "nets": {k: copy.deepcopy(m.state_dict()) for k, m in self._nets().items()}}
             self.history.append(rec)
             LOGGER.info(epoch_line(desc or self.name, rec, time.perf_counter() - t0, last))
             if ckpt is not None:
                 ckpt.save(epoch, self._checkpoint(epoch))
             if tracker:
                 tracker.log(rec, step=epoch)
+        used = rule if self.best is not None else "last"
+        self.selected = {"rule": used, "epoch": self.best["epoch"] if self.best is not None else last}
         if self.best is not None:
             for k, m in self._nets().items():
                 m.load_state_dict(self.best["nets"][k])
-            if tracker:
-                tracker.log({"event": "selected", "epoch": self.best["epoch"], "val_score": self.best_score})
+        if tracker:
+            rec = {"event": "selected", "rule": used, "epoch": self.selected["epoch"]}
+            if self.best is not None:
+                rec["val_score" if rule == "validation" else "score"] = self.best_score
+            tracker.log(rec)

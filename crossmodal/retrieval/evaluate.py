@@ -94,13 +94,16 @@ class Report:
 
         fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
         for d, r in self.results.items():
+            if "pr_curve" not in r:  # an explicit ranking (retrieval="paper") has no per-radius curve
+                continue
             pr = r["pr_curve"]
             ax.plot(pr["recall"], pr["precision"], marker=".", label=LABELS.get(d, d))
         m = self.meta
         ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02),
                title=f"{m.get('method')} / {m.get('dataset')} / {m.get('bits')} bits")
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.lines:
+            ax.legend()
         fig.tight_layout()
         from crossmodal.engine import atomic_savefig
 
@@ -147,13 +150,22 @@ def check_database_codes(hasher, database_codes: str) -> str:
 
 def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = "retrieved",
              query_part: str = "query", database_part: str = "database",
-             database_codes: str = "per-modality") -> Report:
+             database_codes: str = "per-modality", retrieval: str = "hamming") -> Report:
     """Evaluate a fitted hasher on a :class:`~crossmodal.data.core.Dataset`'s split.
 
     ``database_codes="unified"`` codes every database pair once from both modalities (both
     cross-modal directions then search the same codes); queries are always coded from their
     own modality.
+
+    ``retrieval``: ``"hamming"`` ranks by Hamming distance (every method); ``"paper"`` scores the
+    ranking the method's paper retrieves with (``hasher.paper_ranking``, e.g. URPH's graph search
+    and re-ranking) through :func:`~crossmodal.retrieval.ranked.evaluate_ranking`. The rule
+    used is recorded in ``meta["retrieval"]``.
     """
+    if retrieval not in ("hamming", "paper"):
+        raise DataError(f"retrieval must be 'hamming' or 'paper', got {retrieval!r}")
+    if retrieval == "paper" and not hasattr(hasher, "paper_ranking"):
+        raise DataError(f"{hasher.name} has no retrieval of its own besides the Hamming ranking; use retrieval='hamming'")
     for d in directions:
         if d not in DIRECTIONS:
             raise DataError(f"unknown direction {d!r}; use {', '.join(DIRECTIONS)}")
@@ -185,6 +197,13 @@ def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = 
     results = {}
     for d in directions:
         qm, dm = DIRECTIONS[d]
+        if retrieval == "paper":
+            from crossmodal.retrieval.ranked import evaluate_ranking
+
+            if d != "i2i":
+                raise DataError(f"retrieval='paper' ranks image queries against image items (i2i), not {d}")
+            results[d] = evaluate_ranking(hasher.paper_ranking(q.image, db.image), q.labels, db.labels, ks=ks, norm=norm)
+            continue
         results[d] = evaluate_codes(get("q", q, qm), get("db", db, dm), q.labels, db.labels, hasher.bits, ks=ks, norm=norm,
                                     device=eval_device(hasher))
     meta = {
@@ -200,6 +219,7 @@ def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = 
         "ks": list(ks),
         "norm": norm,
         "database_codes": database_codes,
+        "retrieval": hasher.paper_retrieval if retrieval == "paper" else "hamming ranking",
         "model_selection": getattr(hasher, "model_selection", None),
         "version": __version__,
         "commit": git_commit(),

@@ -20,7 +20,17 @@ Two input modes (config ``mode``):
   images), ``resnet18`` / ``vgg16`` (torchvision, when importable; ImageNet weights from
   ``backbone_weights`` if given), or ``hf:PATH`` (any transformers vision model from a local
   folder). Batches come from a ``DataLoader`` with ``num_workers`` workers and pinned memory
-  on a GPU.
+  on a GPU. Each backbone gets the input it expects (:class:`BackboneInput`): torchvision
+  models 3 channels resized to 224 x 224 and ImageNet mean / std; ``hf:`` models the size,
+  mean and std of the folder's image processor; ``tiny`` the rows as they are.
+  The pseudo-labels of the unsupervised methods (DistillHash's pairs, DSG's signals) are built,
+  as the papers build them, from *pretrained features*: the backbone's output at
+  initialisation (``(N, backbone output size)``, standardised with ``standardize``), never from
+  raw pixels (:meth:`DeepImageHasher.label_features`).
+
+Model selection (``selection``): ``validation`` (labelled validation split), ``last`` (fixed
+epochs) or ``loss`` (lowest training loss); see :mod:`crossmodal.training`. The rule used is
+:attr:`model_selection`.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ from crossmodal.engine import resolve_device
 from crossmodal.errors import ConfigError, DataError
 from crossmodal.methods.base import Hasher
 from crossmodal.nets import HashTower
-from crossmodal.training import EpochTrainer
+from crossmodal.training import EpochTrainer, check_selection
 
 
 class ImageHasher(Hasher):
@@ -106,6 +116,48 @@ class _HFBackbone(nn.Module):
         return _pooled(out) if not hasattr(out, "pooler_output") or out.pooler_output is None else out.pooler_output.flatten(1)
 
 
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class BackboneInput(nn.Module):
+    """Rows in [0, 1], ``(B, C, H, W)`` -> what the backbone expects: ``channels`` channels
+    (a grey image repeated), resized to ``size`` (bilinear) when given, then ``(x − mean) / std``.
+    Has no parameters and saves nothing (its buffers are not persistent)."""
+
+    def __init__(self, channels: int | None = None, size: int | None = None, mean=None, std=None):
+        super().__init__()
+        self.channels, self.size = channels, size
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) if mean else None, persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) if std else None, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels and x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1) if x.shape[1] == 1 else x[:, : self.channels]
+        if self.size and tuple(x.shape[-2:]) != (self.size, self.size):
+            x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        if self.mean is not None:
+            x = (x - self.mean) / self.std
+        return x
+
+
+def backbone_input(name: str) -> BackboneInput:
+    """The input transform of backbone ``name`` (see :class:`BackboneInput`)."""
+    if name in ("resnet18", "vgg16"):
+        return BackboneInput(3, 224, IMAGENET_MEAN, IMAGENET_STD)
+    if name.startswith("hf:"):
+        try:
+            from transformers import AutoImageProcessor
+
+            proc = AutoImageProcessor.from_pretrained(name[3:], local_files_only=True)
+        except Exception:  # no processor in the folder: the rows as they are
+            return BackboneInput()
+        size = getattr(proc, "crop_size", None) or getattr(proc, "size", None) or {}
+        side = size.get("height") or size.get("shortest_edge") if isinstance(size, dict) else size
+        mean, std = getattr(proc, "image_mean", None), getattr(proc, "image_std", None)
+        return BackboneInput(len(mean) if mean else None, int(side) if side else None, mean, std)
+    return BackboneInput()
+
+
 def build_backbone(name: str, in_channels: int, weights: str = "") -> tuple[nn.Module, int]:
     if name == "tiny":
         b = TinyBackbone(in_channels)
@@ -131,14 +183,20 @@ def build_backbone(name: str, in_channels: int, weights: str = "") -> tuple[nn.M
 class HashNet(nn.Module):
     """(backbone ->) hash tower; returns logits (N, bits)."""
 
-    def __init__(self, in_dim: int, hidden: int, bits: int, backbone: nn.Module | None = None):
+    def __init__(self, in_dim: int, hidden: int, bits: int, backbone: nn.Module | None = None,
+                 backbone_input: nn.Module | None = None):
         super().__init__()
         self.backbone = backbone
+        self.backbone_input = backbone_input if backbone_input is not None else nn.Identity()
         self.head = HashTower(in_dim, hidden, bits, init_std=None) if hidden > 0 else nn.Linear(in_dim, bits)
+
+    def features(self, x):
+        """Backbone features ``(B, out_dim)`` of image batches ``(B, C, H, W)``."""
+        return self.backbone(self.backbone_input(x))
 
     def forward(self, x):
         if self.backbone is not None:
-            x = self.backbone(x)
+            x = self.features(x)
         return self.head(x)
 
 
@@ -170,6 +228,7 @@ DEEP_DEFAULTS = {
     "device": "auto",
     "keep_checkpoints": 2,
     "progress": True,
+    "selection": "validation",  # model selection: validation | last | loss (crossmodal.training)
 }
 
 
@@ -186,6 +245,7 @@ class DeepImageHasher(EpochTrainer, ImageHasher):
                              ("standardize", ("zscore", "center", "scale", "l2", "none"))):
             if c[key] not in allowed:
                 raise ConfigError(f"{self.name}: {key} must be one of {', '.join(allowed)}, got {c[key]!r}")
+        check_selection(c["selection"], self.name)
         for key in ("epochs", "batch_size"):
             if int(c[key]) <= 0:
                 raise ConfigError(f"{self.name}: {key} must be positive, got {c[key]}")
@@ -204,9 +264,28 @@ class DeepImageHasher(EpochTrainer, ImageHasher):
         torch.manual_seed(self.seed)
         if c["mode"] == "end2end":
             backbone, in_dim = build_backbone(c["backbone"], int(c["image_shape"][0]), c["backbone_weights"])
+            bin_ = backbone_input(c["backbone"])
         else:
-            backbone, in_dim = None, self.dims["image"]
-        self.net = HashNet(in_dim, int(c["hidden"]), self.bits, backbone).to(self.device)
+            backbone, in_dim, bin_ = None, self.dims["image"], None
+        self.net = HashNet(in_dim, int(c["hidden"]), self.bits, backbone, bin_).to(self.device)
+
+    @torch.no_grad()
+    def label_features(self, X: np.ndarray) -> np.ndarray:
+        """The features the pseudo-labels are built from: ``X`` itself in ``mode: features``;
+        in ``mode: end2end`` the backbone's (pretrained) features of the raw rows ``X (N, C*H*W)``,
+        ``(N, backbone output size) float32``, standardised with ``standardize``."""
+        c = self.config
+        if c["mode"] == "features":
+            return X
+        was = self.net.training
+        self.net.eval()
+        out = []
+        for s in range(0, len(X), 256):
+            xb = torch.as_tensor(np.asarray(X[s:s + 256], dtype=np.float32), device=self.device)
+            out.append(self.net.features(xb.reshape(-1, *c["image_shape"])).float().cpu().numpy())
+        self.net.train(was)
+        F = np.concatenate(out) if out else np.zeros((0, 1), np.float32)
+        return apply_standardizer(F, fit_standardizer(F, c["standardize"]), c["standardize"])
 
     def _prep_input(self, X: np.ndarray) -> np.ndarray:
         if self.config["mode"] == "end2end":
@@ -224,7 +303,8 @@ class DeepImageHasher(EpochTrainer, ImageHasher):
 
     # -- method hooks ------------------------------------------------------------------------------
     def _prepare(self, X: np.ndarray, train: PairedData) -> None:
-        """Targets computed once before training, from the preprocessed features ``X``."""
+        """Targets computed once before training, from ``X = label_features(...)`` (the
+        preprocessed features, or in end2end mode the backbone's features), ``(N, D) float32``."""
 
     def _loss(self, idx: torch.Tensor, h: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -248,7 +328,7 @@ class DeepImageHasher(EpochTrainer, ImageHasher):
         X = self._prep_input(train.image)
         self._build()
         self.n_train = train.n
-        self._prepare(X, train)
+        self._prepare(self.label_features(X), train)
         if c["mode"] == "features":
             self.X = torch.as_tensor(X, device=dev)
         else:

@@ -1,20 +1,40 @@
-"""DMUH -- Deep Momentum Uncertainty Hashing (Fu et al., Pattern Recognition 2022,
-arXiv 2009.08012). Supervised.
+"""DMUH -- Deep Momentum Uncertainty Hashing (Fu, Wang, Wu, Zhang, He; Pattern Recognition 2022,
+arXiv 2009.08012). **Supervised** (DPSH family: trains on class labels); listed with the
+image-only branch because it hashes images only, not because it is unsupervised.
 
-No official code exists; this follows the paper, with our choices stated.
+Sources: the paper (no official code is public); DPSH (Li et al., IJCAI 2016) for the pairwise
+likelihood DMUH builds on; MoCo-style EMA teachers for the momentum update.
 
 * **Momentum network** (paper §3.2): an exponential moving average copy ``f_ξ`` of the hashing
-  network ``f_θ``, ``ξ ← m ξ + (1 − m) θ`` after every step (``momentum`` m = 0.99).
+  network ``f_θ``, ``ξ ← m ξ + (1 − m) θ`` after every step (``momentum`` m = 0.9: these
+  training sets take 10-20 steps per epoch, and 0.99 would average over 5-10 epochs; chosen on
+  validation, see the config). It only measures uncertainty: eval mode, no gradient.
 * **Uncertainty** (paper Eq. 4-5): for relaxed codes ``h = tanh(f_θ(x))`` and
-  ``h̄ = tanh(f_ξ(x))``, bit-level uncertainty ``u_ik = |h_ik − h̄_ik|`` (discrepancy of the two
-  networks) and image-level uncertainty ``u_i = mean_k u_ik``.
-* **Uncertainty-weighted loss** (paper Eq. 6-9): the supervised pairwise likelihood of DPSH
+  ``h̄ = tanh(f_ξ(x))``, bit-level uncertainty ``u_ik = |h_ik − h̄_ik|`` (the discrepancy of the
+  two networks) and image-level uncertainty ``u_i = mean_k u_ik``.
+* **Uncertainty-weighted loss** (paper Eq. 6-9): the pairwise likelihood of DPSH
   (``s_ij = 1`` when the images share a label, ``p(s = 1) = σ(½ h_iᵀ h_j)``), each pair weighted
-  by ``1 + γ (u_i + u_j) / (2 ū)`` so that uncertain images weigh more; and the quantisation of
-  every bit towards the momentum network's bit ``sign(h̄_ik)`` weighted by ``1 + γ u_ik / ū``
-  (``ū`` the batch mean, so the weights are scale-free; ``gamma`` γ = 1). Weights are computed
-  without gradient. ``uncertainty: false`` gives all weights 1 -- the same loss without the
-  paper's contribution, for the ablation.
+  by ``1 + γ (u_i + u_j) / (2 ū)`` so that uncertain images weigh more; and the binary
+  approximation term, each bit pulled towards its own binary value ``sign(h_ik)`` weighted by
+  ``1 + γ u_ik / ū`` (``ū`` the batch mean, so the weights are scale-free; ``gamma`` γ = 1).
+  Weights carry no gradient. ``uncertainty: false`` gives all weights 1 -- the same loss
+  without the paper's contribution (the ablation).
+
+Differs from the paper / earlier versions of this module:
+
+* the binary target of the approximation term is the online network's own sign
+  (``quant_target: online``, the paper's "binary approximation" of the hashing network's
+  output). An earlier version pulled bits towards the *momentum* network's sign
+  (``quant_target: momentum``, kept for the record): on digits (16 bits, 3 seeds) it lost to
+  its own ablation (0.901 ± 0.003 vs 0.924 ± 0.001); see the notes for the current figures;
+* the weights are divided by ``1 + γ`` (their batch mean; ``normalize_weights``, ours: the
+  scale of the paper's weights could not be checked here). Unnormalised, the bit weights
+  (mean 2) double the approximation term: 0.901 vs 0.932 normalised on digits;
+* the momentum network used to follow the online network's train/eval mode; it is now always
+  in eval mode (no effect on the feature-mode MLP, which has no dropout or batch norm; it
+  matters for end-to-end backbones with batch norm);
+* the paper trains CNNs end to end on CIFAR-10 / NUS-WIDE / MS-COCO / Clothing1M; ``mode:
+  features`` trains an MLP on fixed features, schedule ours.
 """
 
 from __future__ import annotations
@@ -23,6 +43,7 @@ import copy
 
 import torch
 
+from crossmodal.errors import ConfigError
 from crossmodal.methods.unimodal.base import DEEP_DEFAULTS, DeepImageHasher, code_inner, pairwise_nll
 
 
@@ -38,41 +59,56 @@ def ema_update(target: torch.nn.Module, source: torch.nn.Module, momentum: float
                 t.copy_(s)
 
 
-def uncertainty_weights(h: torch.Tensor, h_m: torch.Tensor, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(pair weights (B, B), bit weights (B, bits))`` from the online and momentum codes."""
+def uncertainty_weights(h: torch.Tensor, h_m: torch.Tensor, gamma: float,
+                        normalize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(pair weights (B, B), bit weights (B, bits))`` float32 from the online codes ``h`` and
+    the momentum codes ``h_m``, both ``(B, bits)``; no gradient. ``normalize`` divides each by
+    ``1 + γ`` (their batch mean), so weighting moves attention without scaling the loss."""
     u = (h - h_m).abs().detach()
     ui = u.mean(1)
     ubar = u.mean().clamp_min(1e-8)
     pair = 1.0 + gamma * (ui[:, None] + ui[None, :]) / (2.0 * ubar)
     bit = 1.0 + gamma * u / ubar
+    if normalize:
+        pair, bit = pair / (1.0 + gamma), bit / (1.0 + gamma)
     return pair, bit
 
 
 class DMUH(DeepImageHasher):
+    """Momentum-network uncertainty weighting of DPSH's loss (supervised)."""
+
     name = "dmuh"
     uses_labels = True
-    defaults = {**DEEP_DEFAULTS, "momentum": 0.99, "gamma": 1.0, "uncertainty": True}
+    defaults = {**DEEP_DEFAULTS, "momentum": 0.9, "gamma": 1.0, "uncertainty": True, "quant_target": "online",
+                "normalize_weights": True}
+
+    def __init__(self, bits: int, seed: int = 0, **config):
+        super().__init__(bits, seed=seed, **config)
+        if self.config["quant_target"] not in ("online", "momentum"):
+            raise ConfigError(f"dmuh: quant_target must be online or momentum, got {self.config['quant_target']!r}")
 
     def _prepare(self, X, train) -> None:
         self.labels = torch.as_tensor(train.labels, dtype=torch.float32, device=self.device)
         self.momentum_net = copy.deepcopy(self.net)
+        self.momentum_net.eval()
         for p in self.momentum_net.parameters():
             p.requires_grad_(False)
 
     def _loss(self, idx, h, logits):
         c = self.config
         with torch.no_grad():
-            self.momentum_net.train(self.net.training)
+            self.momentum_net.eval()
             h_m = torch.tanh(self.momentum_net(self._batch_x))
         if c["uncertainty"]:
-            w_pair, w_bit = uncertainty_weights(h, h_m, c["gamma"])
+            w_pair, w_bit = uncertainty_weights(h, h_m, c["gamma"], c["normalize_weights"])
         else:
             w_pair, w_bit = torch.ones(len(idx), len(idx), device=h.device), torch.ones_like(h)
         off = 1.0 - torch.eye(len(idx), device=h.device)
         L = self.labels[idx]
         s = (L @ L.T > 0).float()
         fit = pairwise_nll(code_inner(h), s, w_pair * off)
-        target = torch.where(h_m >= 0, 1.0, -1.0)
+        ref = h.detach() if c["quant_target"] == "online" else h_m
+        target = torch.where(ref >= 0, 1.0, -1.0)
         quant = (w_bit * (h - target) ** 2).mean()
         return fit + c["quant_weight"] * quant
 

@@ -50,18 +50,18 @@ def run_table(datasets, methods, preset, bits, seeds, out: Path, roots: dict, lo
 
     tables = {}
     for ds in datasets:
-        sweep = {"name": f"deep-{ds}", "datasets": [{"name": ds, **({"root": roots[ds]} if ds in roots else {})}],
+        sweep = {"name": f"deep-{Path(ds).name}", "datasets": [{"name": ds, **({"root": roots[ds]} if ds in roots else {})}],
                  "methods": [{"method": m, **({"preset": preset} if preset not in (None, "", "paper") else {})}
                              for m in methods],
                  "bits": list(bits), "seeds": list(seeds), "ks": [100], "tracker": "jsonl"}
-        d = out / ds
+        d = out / Path(ds).name
         d.mkdir(parents=True, exist_ok=True)
         (d / "sweep.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False), encoding="utf-8")
         t0 = time.perf_counter()
         run_sweep(d / "sweep.yaml", out=d / "runs", log=log)
         log(f"{ds}: sweep took {time.perf_counter() - t0:.0f} s")
         table, _ = write_report([d / "runs"], d / "results", methods_order=[_label(m, preset) for m in methods])
-        tables[ds] = mAP_rows(d / "results" / "table.csv", ds)
+        tables[ds] = mAP_rows(d / "results" / "table.csv", Path(ds).name)
     return tables
 
 

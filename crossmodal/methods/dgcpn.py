@@ -37,6 +37,8 @@ Differs from the official code, and why:
 * Features in: the official image network is already fc7 feature -> 4096 (ReLU, dropout 0.5)
   -> bits, the same as here with ``hidden: [4096]``, ``dropout: 0.5``. The official text hash
   layer's N(0, 0.3) initialisation is not copied (PyTorch default init on both towers).
+* The official training loop also logs a label-based mAP of S per batch (labels are never used
+  for training); not copied.
 * Model selection on the validation split (official: the same, mAP@all on a validation set,
   with early stopping after 10 epochs without improvement; here all ``epochs`` run).
 """

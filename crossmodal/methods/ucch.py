@@ -32,6 +32,9 @@ Differs from the official code, and why:
   (3 and 2 linear layers): ``hidden: [8192, 8192]``, ``hidden_text: [8192]``.
 * Two Adam optimisers (one per tower) with the gradient norm clipped over both together:
   identical to the official single Adam over both towers.
+* The bank starts from unbiased random signs (official: ``sign(randn · 2s - s)``, about 69 % of
+  them -1); the warm-up epoch (momentum 0) overwrites every visited row, so only the few rows a
+  dropped last batch skips ever see the initial values.
 * The MultiStep learning-rate decay at epochs 30/60/90/120 never fires in the official 20-epoch
   runs and is not implemented.
 * Model selection on the validation split (official: the first 2,000 database items scored

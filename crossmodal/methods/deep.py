@@ -1,0 +1,314 @@
+"""Shared base of the deep unsupervised cross-modal hashers (DJSRH, JDSH, DGCPN, UCCH).
+
+:class:`DeepCrossModalHasher` is the cross-modal counterpart of
+:class:`crossmodal.methods.unimodal.base.DeepImageHasher`: an image tower and a text tower
+(MLPs on feature matrices), trained in mini-batches of training *pairs* by the shared
+:class:`crossmodal.training.EpochTrainer` (per-epoch validation and model selection,
+checkpoints and resume, tracker logging, progress bar). A method writes only
+
+* ``_prepare(train)``: anything computed once before training (a kNN graph, fitted
+  thresholds, a memory bank), from ``self.F`` (the similarity features, see below) or the
+  tower inputs ``self.X``;
+* ``_loss(idx, xi, xt, hi, ht) -> Tensor | (Tensor, dict)``: the loss of one batch, where
+  ``idx (B,) int64`` are the training rows, ``xi (B, Di)`` / ``xt (B, Dt)`` the tower inputs
+  and ``hi`` / ``ht (B, bits)`` the relaxed codes (``_relax(logits)``, ``tanh`` by default);
+
+and optionally ``_relax`` (e.g. DJSRH's ``tanh(sqrt(epoch) h)``), ``_after_step`` (UCCH's
+memory-bank update), ``_train_step`` (methods with alternating updates, e.g. DGCPN, call
+``self._forward`` and ``self._step`` rather than copying the loop), ``_extra_state`` /
+``_load_extra_state`` (tensors a resumed run needs, e.g. UCCH's memory bank).
+
+Towers (config ``hidden`` / ``hidden_text``): ``feature -> [Linear -> ReLU -> Dropout]* ->
+Linear -> bits``; the bit is ``logit >= 0`` (sign(0) = +1). Each tower has its own optimiser
+(``lr`` for the image tower, ``lr_text`` for the text tower, as DJSRH/JDSH/DGCPN's official
+code keeps two SGD optimisers); gradient clipping (``grad_clip``) is over both towers' weights
+together, as UCCH's single optimiser does.
+
+Features: ``standardize`` preprocesses the towers' inputs (statistics from the training
+pairs, saved with the model). ``self.F = {"image", "text"}`` holds the features the methods
+build their similarity targets from: the features *as given* (``sim_features: raw``, the
+official codes' choice: cosine of VGG/AlexNet fc7 and of the tag BoW) or the standardised
+tower inputs (``sim_features: input``), both L2-normalised per row.
+
+Batches: a seeded permutation of the training pairs each epoch; like the official loaders
+(``drop_last=True``) the last incomplete batch is dropped when there is more than one batch.
+Everything runs on ``device`` (CUDA when present), with bfloat16 autocast for the towers when
+``amp`` is on (losses in float32).
+
+End-to-end training of an image backbone (the official DJSRH/JDSH AlexNet, UCCH's VGG-11) is
+NOT implemented: the towers take feature matrices (VGG19 fc7, CLIP, SIFT/LDA, BoW).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch import nn
+
+from crossmodal.data.core import PairedData
+from crossmodal.engine import resolve_device
+from crossmodal.methods.base import Hasher
+from crossmodal.methods.params import Choice, Param, Range
+from crossmodal.methods.unimodal.base import apply_standardizer, fit_standardizer
+from crossmodal.training import EpochTrainer
+
+MODALITIES = ("image", "text")
+
+DEEP_CM_PARAMS = (
+    Param("epochs", 50, int, Range(1, None), "training epochs (passes over the training pairs)"),
+    Param("batch_size", 128, int, Range(2, None), "training pairs per mini-batch (B: the batch similarity is B x B)"),
+    Param("optimizer", "sgd", str, Choice("sgd", "adam"), "optimiser of each tower (SGD with `momentum`, or Adam)"),
+    Param("lr", 1e-3, float, Range(0, None, low_open=True), "learning rate of the image tower"),
+    Param("lr_text", None, float, Range(0, None, low_open=True), "learning rate of the text tower (null: lr)",
+          nullable=True),
+    Param("momentum", 0.9, float, Range(0, 1, high_open=True), "SGD momentum"),
+    Param("weight_decay", 5e-4, float, Range(0, None), "L2 weight decay of both towers"),
+    Param("hidden", [4096], list, Range(1, None), "hidden widths of the image tower ([]: linear)", item=int),
+    Param("hidden_text", None, list, Range(1, None), "hidden widths of the text tower (null: same as hidden)",
+          item=int, nullable=True),
+    Param("dropout", 0.0, float, Range(0, 1, high_open=True), "dropout after each hidden layer"),
+    Param("grad_clip", 0.0, float, Range(0, None), "clip the gradient norm of both towers together (0: off)"),
+    Param("standardize", "none", str, Choice("none", "zscore", "center", "scale", "l2"),
+          "preprocessing of the towers' input features (statistics of the training pairs)"),
+    Param("sim_features", "raw", str, Choice("raw", "input"),
+          "features of the similarity targets: as given (official) or the standardised tower inputs"),
+    Param("device", "auto", str, None, "torch device: auto (CUDA when present), cpu, cuda, cuda:N"),
+    Param("amp", False, bool, None, "bfloat16 autocast of the towers on CUDA"),
+    Param("keep_checkpoints", 2, int, Range(1, None), "per-epoch checkpoints kept for resuming"),
+    Param("progress", True, bool, None, "show a progress bar"),
+)
+
+
+class MLPTower(nn.Module):
+    """``(B, D_in) -> (B, bits)`` logits: ``[Linear -> ReLU -> Dropout]* -> Linear``."""
+
+    def __init__(self, in_dim: int, hidden: list, bits: int, dropout: float = 0.0):
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = in_dim
+        for w in hidden:
+            layers += [nn.Linear(d, int(w)), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            d = int(w)
+        layers.append(nn.Linear(d, bits))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+# -- batch helpers shared by the losses ------------------------------------------------------------
+
+
+def cosine(F: torch.Tensor, G: torch.Tensor | None = None) -> torch.Tensor:
+    """``(B, D), (P, D) -> (B, P)`` cosine similarities (rows L2-normalised here)."""
+    F = nn.functional.normalize(F, dim=1)
+    G = F if G is None else nn.functional.normalize(G, dim=1)
+    return F @ G.T
+
+
+def code_cosines(hi: torch.Tensor, ht: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cosine matrices of relaxed codes ``hi, ht (B, bits)``: ``(BiBiᵀ, BtBtᵀ, BiBtᵀ)``, each (B, B)."""
+    bi, bt = nn.functional.normalize(hi, dim=1), nn.functional.normalize(ht, dim=1)
+    return bi @ bi.T, bt @ bt.T, bi @ bt.T
+
+
+class DeepCrossModalHasher(EpochTrainer, Hasher):
+    """Base of the deep unsupervised cross-modal hashers (see the module docstring)."""
+
+    params = DEEP_CM_PARAMS
+    transient: tuple = ()  # attributes (training-only tensors) released after fit
+
+    def __init__(self, bits: int, seed: int = 0, **config):
+        super().__init__(bits, seed=seed, **config)
+        self.prep: dict = {}
+        self.towers: nn.ModuleDict | None = None
+        self.epoch = 0
+
+    @property
+    def device(self):
+        return resolve_device(self.config["device"])
+
+    @property
+    def model_selection(self) -> str:
+        if getattr(self, "best", None):
+            return f"best validation epoch ({self.best['epoch']}) by mean I→T/T→I validation mAP"
+        return "last epoch (fixed epochs, no validation)"
+
+    # -- networks --------------------------------------------------------------------------------
+    def _hidden(self, modality: str) -> list:
+        c = self.config
+        return list(c["hidden"] if modality == "image" or c["hidden_text"] is None else c["hidden_text"])
+
+    def _build(self) -> None:
+        c = self.config
+        torch.manual_seed(self.seed)
+        self.towers = nn.ModuleDict({m: MLPTower(self.dims[m], self._hidden(m), self.bits, c["dropout"])
+                                     for m in MODALITIES}).to(self.device)
+
+    def _nets(self) -> dict:
+        return {m: self.towers[m] for m in MODALITIES}
+
+    def _optimizer(self, modality: str):
+        c = self.config
+        lr = c["lr"] if modality == "image" or c["lr_text"] is None else c["lr_text"]
+        ps = self.towers[modality].parameters()
+        if c["optimizer"] == "adam":
+            return torch.optim.Adam(ps, lr=lr, weight_decay=c["weight_decay"])
+        return torch.optim.SGD(ps, lr=lr, momentum=c["momentum"], weight_decay=c["weight_decay"])
+
+    def _autocast(self):
+        if self.config["amp"] and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _prep_input(self, modality: str, X: np.ndarray) -> np.ndarray:
+        return apply_standardizer(X, self.prep.get(modality, {}), self.config["standardize"])
+
+    # -- method hooks ----------------------------------------------------------------------------
+    def _prepare(self, train: PairedData) -> None:
+        """Anything computed once before training (``self.F``, ``self.X`` are on the device)."""
+
+    def _loss(self, idx: torch.Tensor, xi: torch.Tensor, xt: torch.Tensor, hi: torch.Tensor, ht: torch.Tensor):
+        """Loss of one batch; may return ``(loss, {name: float})`` to log parts of it."""
+        raise NotImplementedError
+
+    def _relax(self, logits: torch.Tensor) -> torch.Tensor:
+        """Relaxed codes from tower logits ``(B, bits)``; ``tanh`` unless a method overrides."""
+        return torch.tanh(logits)
+
+    def _after_step(self, idx: torch.Tensor, hi: torch.Tensor, ht: torch.Tensor) -> dict | None:
+        """Called after each training step with the step's (detached) relaxed codes."""
+        return None
+
+    def _extra_state(self) -> dict:
+        """Tensors a resumed run needs besides the towers and optimisers (e.g. a memory bank)."""
+        return {}
+
+    def _load_extra_state(self, state: dict) -> None:
+        pass
+
+    # -- one training step (methods with alternating updates override _train_step) ---------------
+    def _forward(self, xi: torch.Tensor, xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Relaxed codes ``(hi, ht)``, each ``(B, bits)`` float32."""
+        with self._autocast():
+            li, lt = self.towers["image"](xi), self.towers["text"](xt)
+        return self._relax(li.float()), self._relax(lt.float())
+
+    def _step(self, loss: torch.Tensor, modalities=MODALITIES) -> None:
+        """Backward ``loss`` and step the optimisers of ``modalities`` (others keep their grads zeroed)."""
+        for m in MODALITIES:
+            self.opts[m].zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config["grad_clip"] > 0:
+            ps = [p for m in modalities for p in self.towers[m].parameters()]
+            nn.utils.clip_grad_norm_(ps, self.config["grad_clip"])
+        for m in modalities:
+            self.opts[m].step()
+
+    @staticmethod
+    def _split_loss(out) -> tuple[torch.Tensor, dict]:
+        return out if isinstance(out, tuple) else (out, {})
+
+    def _train_step(self, idx: torch.Tensor, xi: torch.Tensor, xt: torch.Tensor) -> dict:
+        hi, ht = self._forward(xi, xt)
+        loss, parts = self._split_loss(self._loss(idx, xi, xt, hi, ht))
+        self._step(loss)
+        extra = self._after_step(idx, hi.detach(), ht.detach()) or {}
+        return {"loss": float(loss.detach()), **parts, **extra}
+
+    # -- training --------------------------------------------------------------------------------
+    def _fit(self, train: PairedData, valid, tracker) -> None:
+        self._setup(train)
+        self._train_epochs(1, self.config["epochs"], valid=valid, tracker=tracker, desc=self.name)
+        for name in ("X", "F", *self.transient):
+            setattr(self, name, None)
+
+    def _setup(self, train: PairedData) -> None:
+        """Everything before the first epoch: preprocessing, features on the device, towers,
+        ``_prepare``, optimisers, the seeded batch generator."""
+        c, dev = self.config, self.device
+        self.dims = {"image": train.image_dim, "text": train.text_dim}
+        raw = {"image": train.image, "text": train.text_dense()}
+        self.prep = {m: fit_standardizer(raw[m], c["standardize"]) for m in MODALITIES}
+        X = {m: self._prep_input(m, raw[m]) for m in MODALITIES}
+        self.X = {m: torch.as_tensor(X[m], device=dev) for m in MODALITIES}
+        src = raw if c["sim_features"] == "raw" else X
+        self.F = {m: nn.functional.normalize(torch.as_tensor(np.asarray(src[m], np.float32), device=dev), dim=1)
+                  for m in MODALITIES}
+        self.n_train = train.n
+        self._build()
+        self._prepare(train)
+        self.opts = {m: self._optimizer(m) for m in MODALITIES}
+        self.gen = torch.Generator()
+        self.gen.manual_seed(self.seed)
+
+    def _batches(self):
+        perm = torch.randperm(self.n_train, generator=self.gen)
+        bs = self.config["batch_size"]
+        stop = self.n_train - self.n_train % bs if self.n_train > bs else self.n_train
+        for s in range(0, stop, bs):
+            b = perm[s:s + bs].to(self.device)
+            if len(b) > 1:
+                yield b
+
+    def _run_epoch(self, epoch: int) -> dict:
+        self.epoch = epoch
+        self.towers.train()
+        sums: dict = {}
+        n = 0
+        for idx in self._batches():
+            rec = self._train_step(idx, self.X["image"][idx], self.X["text"][idx])
+            for k, v in rec.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
+            n += len(idx)
+        return {k: v / max(n, 1) for k, v in sums.items()}
+
+    def _checkpoint_extra(self) -> dict:
+        return {"opts": {m: o.state_dict() for m, o in self.opts.items()}, "gen": self.gen.get_state(),
+                "prep": {m: {k: torch.as_tensor(v) for k, v in p.items()} for m, p in self.prep.items()},
+                "extra": self._extra_state()}
+
+    def _restore_extra(self, ck: dict) -> None:
+        for m, o in self.opts.items():
+            o.load_state_dict(ck["opts"][m])
+        self.gen.set_state(ck["gen"])
+        self.prep = {m: {k: v.numpy() for k, v in p.items()} for m, p in ck["prep"].items()}
+        self._load_extra_state(ck.get("extra", {}))
+
+    # -- encoding / persistence ------------------------------------------------------------------
+    @torch.no_grad()
+    def _project(self, modality: str, X: np.ndarray) -> np.ndarray:
+        """Tower logits ``(N, bits)`` float32; the code is their sign."""
+        tower = self.towers[modality]
+        was = tower.training
+        tower.eval()
+        X = self._prep_input(modality, X)
+        out = []
+        for s in range(0, len(X), 8192):
+            with self._autocast():
+                out.append(tower(torch.as_tensor(X[s:s + 8192], device=self.device)).float().cpu().numpy())
+        tower.train(was)
+        return np.concatenate(out) if out else np.zeros((0, self.bits), np.float32)
+
+    def _get_state(self) -> dict:
+        """``{modality}.{weight name}``: tower weights; ``prep.{modality}.{mean|scale}`` (D,) float32."""
+        state = {f"{m}.{k}": v.detach().cpu().numpy() for m in MODALITIES for k, v in self.towers[m].state_dict().items()}
+        state.update({f"prep.{m}.{k}": v for m, p in self.prep.items() for k, v in p.items()})
+        return state
+
+    def _set_state(self, state: dict) -> None:
+        if self.config["device"] not in ("auto", "cpu") and not torch.cuda.is_available():
+            self.config["device"] = "auto"  # a model trained on a GPU loads on a CPU-only machine
+        self._build()
+        for m in MODALITIES:
+            self.towers[m].load_state_dict({k[len(m) + 1:]: torch.as_tensor(v) for k, v in state.items()
+                                            if k.startswith(m + ".")})
+        self.prep = {m: {} for m in MODALITIES}
+        for k, v in state.items():
+            if k.startswith("prep."):
+                _, m, key = k.split(".", 2)
+                self.prep[m][key] = v

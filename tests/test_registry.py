@@ -18,7 +18,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 TRAIN = ["--dataset", "toy", "--bits", "16", "--tracker", "none"]
 
 # Methods still declaring a plain `defaults` dict (no help text per key yet).
-LEGACY = {"distillhash", "dsg", "dmuh", "urph", "itq", "pcah", "sh"}
+LEGACY = set()
 
 
 def readme_example() -> str:

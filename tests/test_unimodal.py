@@ -140,9 +140,11 @@ def test_distillation_on_and_off_differ_on_digits(digits):
     assert not np.array_equal(on.encode_image(q), off.encode_image(q))
 
 
-def test_distillation_warns_when_it_removes_almost_nothing(digits, caplog):
+def test_distillation_warns_when_it_removes_almost_nothing(digits, caplog, monkeypatch):
     import logging
 
+    # an earlier CLI call (configure_logging) stops the crossmodal logger propagating to caplog's handler
+    monkeypatch.setattr(logging.getLogger("crossmodal"), "propagate", True)
     # 4 groups of identical one-hot rows: every neighbour pair carries its pair's own label
     h = DistillHash(16, seed=0, **dict(FAST, epochs=1), alpha=0.5, beta=0.0, standardize="none")
     with caplog.at_level(logging.WARNING):

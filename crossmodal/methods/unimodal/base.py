@@ -9,7 +9,8 @@ Deep methods subclass :class:`DeepImageHasher` and write only their targets and 
 for one batch (``h = tanh(net(x))`` are the relaxed codes, ``(B, bits)``), and optionally
 ``_after_step()`` (DMUH's momentum update). The loop (seeded batch order, optimiser, the GPU
 when present, per-epoch validation and model selection, checkpoints and resume, tracking,
-progress bars) is :class:`crossmodal.training.EpochTrainer`.
+progress bars) is :class:`crossmodal.training.EpochTrainer`. Their config keys are
+:data:`DEEP_PARAMS` plus their own: ``params = deep_params(standardize=...) + (Param(...), ...)``.
 
 Two input modes (config ``mode``):
 
@@ -35,6 +36,8 @@ epochs) or ``loss`` (lowest training loss); see :mod:`crossmodal.training`. The 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 import torch
 from torch import nn
@@ -43,8 +46,9 @@ from crossmodal.data.core import PairedData
 from crossmodal.engine import resolve_device
 from crossmodal.errors import ConfigError, DataError
 from crossmodal.methods.base import Hasher
+from crossmodal.methods.params import Choice, Param, Range
 from crossmodal.nets import HashTower
-from crossmodal.training import EpochTrainer, check_selection
+from crossmodal.training import SELECTION_RULES, EpochTrainer
 
 
 class ImageHasher(Hasher):
@@ -211,44 +215,64 @@ class _Rows(torch.utils.data.Dataset):
         return torch.from_numpy(np.asarray(self.X[i], dtype=np.float32).reshape(self.shape))
 
 
-DEEP_DEFAULTS = {
-    "hidden": 1024,
-    "epochs": 50,
-    "batch_size": 128,
-    "optimizer": "adam",
-    "lr": 1e-3,
-    "weight_decay": 1e-5,
-    "standardize": "zscore",
-    "quant_weight": 0.1,
-    "mode": "features",
-    "backbone": "tiny",
-    "backbone_weights": "",
-    "image_shape": [],
-    "num_workers": 0,
-    "device": "auto",
-    "keep_checkpoints": 2,
-    "progress": True,
-    "selection": "validation",  # model selection: validation | last | loss (crossmodal.training)
-}
+@dataclass(frozen=True)
+class BackboneName:
+    """Check of ``backbone``: ``tiny``, ``resnet18``, ``vgg16`` or ``hf:PATH`` (a local folder)."""
+
+    def check(self, value) -> str | None:
+        if value in ("tiny", "resnet18", "vgg16") or (value.startswith("hf:") and len(value) > 3):
+            return None
+        return "must be tiny, resnet18, vgg16 or hf:PATH (a local transformers folder)"
+
+    def describe(self) -> str:
+        return "tiny | resnet18 | vgg16 | hf:PATH"
+
+
+DEEP_PARAMS = (
+    Param("hidden", 1024, int, Range(0, None),
+          "hidden units of the hash MLP (feature -> hidden (tanh) -> bits; 0: linear)"),
+    Param("epochs", 50, int, Range(1, None), "training epochs"),
+    Param("batch_size", 128, int, Range(2, None), "items per batch (the losses pair the items of a batch)"),
+    Param("optimizer", "adam", str, Choice("adam", "sgd"), "optimiser (sgd: momentum 0.9)"),
+    Param("lr", 1e-3, float, Range(0, None, low_open=True), "learning rate"),
+    Param("weight_decay", 1e-5, float, Range(0, None), "L2 weight decay of the optimiser"),
+    Param("standardize", "zscore", str, Choice("zscore", "center", "scale", "l2", "none"),
+          "feature preprocessing: zscore (per column), center, scale (centre + one global factor), l2, none"),
+    Param("quant_weight", 0.1, float, Range(0, None), "weight of the quantisation term mean((|h| - 1)^2)"),
+    Param("mode", "features", str, Choice("features", "end2end"),
+          "features: rows are feature vectors; end2end: rows are raw images and a backbone is trained"),
+    Param("backbone", "tiny", str, BackboneName(), "end2end backbone (resnet18 / vgg16 need torchvision)"),
+    Param("backbone_weights", "", str, None,
+          "end2end: local .pt state dict of a torchvision backbone ('': random init)"),
+    Param("image_shape", [], list, Range(1, None),
+          "end2end: [C, H, W] layout of the flattened rows", item=int),
+    Param("num_workers", 0, int, Range(0, None), "end2end: DataLoader worker processes"),
+    Param("device", "auto", str, None, "auto, cpu, cuda, cuda:1 ..."),
+    Param("keep_checkpoints", 2, int, Range(0, None), "per-epoch checkpoints kept (at least 1)"),
+    Param("progress", True, bool, None, "progress bars"),
+    Param("selection", "validation", str, Choice(*SELECTION_RULES),
+          "model selection: validation split, last epoch, or lowest training loss"),
+)
+
+
+def deep_params(**defaults) -> tuple[Param, ...]:
+    """:data:`DEEP_PARAMS` with some defaults changed (``standardize="center"``)."""
+    names = {p.name for p in DEEP_PARAMS}
+    unknown = set(defaults) - names
+    if unknown:
+        raise KeyError(f"not in DEEP_PARAMS: {', '.join(sorted(unknown))}")
+    return tuple(replace(p, default=defaults[p.name]) if p.name in defaults else p for p in DEEP_PARAMS)
 
 
 class DeepImageHasher(EpochTrainer, ImageHasher):
     """Base of the deep image hashers (see the module docstring)."""
 
-    defaults = DEEP_DEFAULTS
+    params = DEEP_PARAMS
     uses_labels = False
 
     def __init__(self, bits: int, seed: int = 0, **config):
         super().__init__(bits, seed=seed, **config)
         c = self.config
-        for key, allowed in (("mode", ("features", "end2end")), ("optimizer", ("adam", "sgd")),
-                             ("standardize", ("zscore", "center", "scale", "l2", "none"))):
-            if c[key] not in allowed:
-                raise ConfigError(f"{self.name}: {key} must be one of {', '.join(allowed)}, got {c[key]!r}")
-        check_selection(c["selection"], self.name)
-        for key in ("epochs", "batch_size"):
-            if int(c[key]) <= 0:
-                raise ConfigError(f"{self.name}: {key} must be positive, got {c[key]}")
         if c["mode"] == "end2end" and len(c["image_shape"]) != 3:
             raise ConfigError(f"{self.name}: end2end mode needs image_shape: [C, H, W] (the layout of the flattened rows)")
         self.prep: dict = {}

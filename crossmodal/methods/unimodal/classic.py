@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from crossmodal.methods.baselines import itq_rotation
+from crossmodal.methods.params import Param, Range
 from crossmodal.methods.unimodal.base import ImageHasher
 
 
@@ -32,7 +33,9 @@ def pca(X: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 class _PCABase(ImageHasher):
-    defaults = {"itq_iters": 50}
+    """PCA to ``bits`` directions (lifted by a random Gaussian when ``bits`` > D), optionally rotated."""
+
+    params: tuple = ()
     rotate = False
 
     def _fit(self, train, valid, tracker) -> None:
@@ -59,7 +62,6 @@ class PCAH(_PCABase):
     """PCA hashing: sign of the top principal components."""
 
     name = "pcah"
-    defaults = {}
 
 
 class ITQ(_PCABase):
@@ -67,13 +69,16 @@ class ITQ(_PCABase):
 
     name = "itq"
     rotate = True
+    params = (
+        Param("itq_iters", 50, int, Range(0, None), "alternating iterations of the rotation R minimising ||B - VR||²"),
+    )
 
 
 class SH(ImageHasher):
     """Spectral hashing (uniform-distribution eigenfunctions along the principal directions)."""
 
     name = "sh"
-    defaults = {}
+    params: tuple = ()
 
     def _fit(self, train, valid, tracker) -> None:
         X = np.asarray(train.image, dtype=np.float64)

@@ -57,9 +57,10 @@ import logging
 import numpy as np
 import torch
 
-from crossmodal.errors import ConfigError
 from crossmodal.graph import knn
-from crossmodal.methods.unimodal.base import DEEP_DEFAULTS, DeepImageHasher, code_inner, pairwise_nll, quantization
+from crossmodal.methods.params import Param, Range
+from crossmodal.methods.unimodal.base import (DeepImageHasher, code_inner, deep_params, pairwise_nll,
+                                             quantization)
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +92,22 @@ class DistillHash(DeepImageHasher):
     """Distilled SSDH pairs + Bayesian pairwise likelihood (unsupervised)."""
 
     name = "distillhash"
-    defaults = {**DEEP_DEFAULTS, "standardize": "center", "alpha": 2.0, "beta": 0.0, "n_neighbours": 5,
-                "noise_rate": 0.2, "estimate_noise": True, "n_threshold_pairs": 200000, "distill": True, "balance": False}
-
-    def __init__(self, bits: int, seed: int = 0, **config):
-        super().__init__(bits, seed=seed, **config)
-        if not 0 <= self.config["noise_rate"] < 1:
-            raise ConfigError(f"distillhash: noise_rate must be in [0, 1), got {self.config['noise_rate']}")
+    params = deep_params(standardize="center") + (
+        Param("alpha", 2.0, float, Range(0, None), "α: similar when d <= m - α σ_l (SSDH's left threshold)"),
+        Param("beta", 0.0, float, Range(0, None),
+              "β: dissimilar when d >= m + β σ_r (SSDH code 2; validation 0)"),
+        Param("n_neighbours", 5, int, Range(1, None),
+              "k: cosine neighbours per item whose pairs vote the noisy posterior"),
+        Param("noise_rate", 0.2, float, Range(0, 1, high_open=True),
+              "ρ: bound on both noise rates when estimate_noise is false (keep if posterior > (1 + ρ) / 2)"),
+        Param("estimate_noise", True, bool, None,
+              "estimate ρ₋, ρ₊ from the noisy posteriors (Liu & Tao) instead"),
+        Param("n_threshold_pairs", 200000, int, Range(2, None),
+              "random pairs whose distances fit the SSDH thresholds"),
+        Param("distill", True, bool, None,
+              "keep only pairs the Bayes rule agrees with (false: the ablation)"),
+        Param("balance", False, bool, None, "up-weight similar pairs so both labels weigh the same (ours)"),
+    )
 
     def _prepare(self, X: np.ndarray, train) -> None:
         c = self.config

@@ -43,8 +43,8 @@ import copy
 
 import torch
 
-from crossmodal.errors import ConfigError
-from crossmodal.methods.unimodal.base import DEEP_DEFAULTS, DeepImageHasher, code_inner, pairwise_nll
+from crossmodal.methods.params import Choice, Param, Range
+from crossmodal.methods.unimodal.base import DeepImageHasher, code_inner, deep_params, pairwise_nll
 
 
 def ema_update(target: torch.nn.Module, source: torch.nn.Module, momentum: float) -> None:
@@ -75,17 +75,20 @@ def uncertainty_weights(h: torch.Tensor, h_m: torch.Tensor, gamma: float,
 
 
 class DMUH(DeepImageHasher):
-    """Momentum-network uncertainty weighting of DPSH's loss (supervised)."""
+    """Supervised (class labels): momentum-network uncertainty weighting of DPSH's pairwise loss."""
 
     name = "dmuh"
     uses_labels = True
-    defaults = {**DEEP_DEFAULTS, "momentum": 0.9, "gamma": 1.0, "uncertainty": True, "quant_target": "online",
-                "normalize_weights": True}
-
-    def __init__(self, bits: int, seed: int = 0, **config):
-        super().__init__(bits, seed=seed, **config)
-        if self.config["quant_target"] not in ("online", "momentum"):
-            raise ConfigError(f"dmuh: quant_target must be online or momentum, got {self.config['quant_target']!r}")
+    params = deep_params() + (
+        Param("momentum", 0.9, float, Range(0, 1),
+              "m: EMA rate of the momentum network, ξ ← m ξ + (1 - m) θ"),
+        Param("gamma", 1.0, float, Range(0, None), "γ: strength of the uncertainty weights 1 + γ u / ū"),
+        Param("uncertainty", True, bool, None,
+              "weight pairs and bits by uncertainty (false: the ablation, all 1)"),
+        Param("quant_target", "online", str, Choice("online", "momentum"),
+              "binary target of the approximation term: sign of the online or of the momentum network"),
+        Param("normalize_weights", True, bool, None, "divide the weights by 1 + γ, their batch mean (ours)"),
+    )
 
     def _prepare(self, X, train) -> None:
         self.labels = torch.as_tensor(train.labels, dtype=torch.float32, device=self.device)

@@ -41,8 +41,8 @@ import math
 import numpy as np
 import torch
 
-from crossmodal.errors import ConfigError
-from crossmodal.methods.unimodal.base import DEEP_DEFAULTS, DeepImageHasher, quantization
+from crossmodal.methods.params import Choice, Param, Range
+from crossmodal.methods.unimodal.base import DeepImageHasher, deep_params, quantization
 
 
 def smooth_targets(cos: torch.Tensor, tau: float, sigma: float) -> torch.Tensor:
@@ -66,21 +66,21 @@ def priority_weights(g: torch.Tensor, s: torch.Tensor, gamma: float) -> torch.Te
 
 
 class DSG(DeepImageHasher):
-    """Confidence-weighted, priority-weighted similarity signals, distilled by clustering."""
+    """Confidence- and priority-weighted similarity signals, distilled by clustering (unsupervised)."""
 
     name = "dsg"
-    defaults = {**DEEP_DEFAULTS, "gap": 1.0, "target": "binary", "confidence_power": 1.0, "priority": 2.0,
-                "n_clusters": 20, "cluster_distill": True, "n_threshold_pairs": 200000}
-
-    def __init__(self, bits: int, seed: int = 0, **config):
-        super().__init__(bits, seed=seed, **config)
-        c = self.config
-        if c["target"] not in ("binary", "smooth"):
-            raise ConfigError(f"dsg: target must be binary or smooth, got {c['target']!r}")
-        if c["priority"] < 0 or c["confidence_power"] < 0:
-            raise ConfigError("dsg: priority and confidence_power must be >= 0")
-        if int(c["n_clusters"]) < 2:
-            raise ConfigError(f"dsg: n_clusters must be at least 2, got {c['n_clusters']}")
+    params = deep_params() + (
+        Param("gap", 1.0, float, None,
+              "threshold τ = μ + gap · σ of the cosine similarities (similar above τ)"),
+        Param("target", "binary", str, Choice("binary", "smooth"),
+              "regression target y: the sign s of the smooth signal (as CIMON), or the signal t itself"),
+        Param("confidence_power", 1.0, float, Range(0, None), "p: confidence weight |t|^p of a pair"),
+        Param("priority", 2.0, float, Range(0, None),
+              "γ: DPH priority (1 - q)^γ, up-weighting pairs the codes get wrong"),
+        Param("n_clusters", 20, int, Range(2, None), "k-means clusters of the clustering-based distillation"),
+        Param("cluster_distill", True, bool, None, "zero the pairs whose signal contradicts the clusters"),
+        Param("n_threshold_pairs", 200000, int, Range(2, None), "random pairs whose cosines give μ and σ"),
+    )
 
     def _prepare(self, X: np.ndarray, train) -> None:
         c = self.config

@@ -40,7 +40,8 @@ from torch import nn
 
 from crossmodal.errors import DataError
 from crossmodal.graph import knn
-from crossmodal.methods.unimodal.base import DEEP_DEFAULTS, DeepImageHasher, quantization
+from crossmodal.methods.params import Param, Range
+from crossmodal.methods.unimodal.base import DeepImageHasher, deep_params, quantization
 from crossmodal.retrieval.index import HammingIndex
 
 
@@ -54,9 +55,23 @@ def listwise_loss(d_feat: torch.Tensor, d_code: torch.Tensor, tau_f: float, tau_
 
 
 class URPH(DeepImageHasher):
+    """Rank-preserving codes (listwise KL to the feature ranking) + a code decoder (unsupervised)."""
+
     name = "urph"
-    defaults = {**DEEP_DEFAULTS, "standardize": "scale", "n_positives": 20, "n_random": 20, "tau_feature": 0.2,
-                "tau_code": 1.0, "recon_weight": 1.0, "decoder_hidden": 512, "n_candidates": 1000}
+    params = deep_params(standardize="scale") + (
+        Param("n_positives", 20, int, Range(1, None),
+              "nearest feature neighbours in each query's candidate list"),
+        Param("n_random", 20, int, Range(0, None), "random items added to each candidate list"),
+        Param("tau_feature", 0.2, float, Range(0, None, low_open=True),
+              "τ_f: temperature of the feature-distance target P, relative to the list's median distance"),
+        Param("tau_code", 1.0, float, Range(0, None, low_open=True),
+              "τ_h: temperature of the code-distance Q"),
+        Param("recon_weight", 1.0, float, Range(0, None),
+              "weight of the decoder's feature reconstruction (0: none)"),
+        Param("decoder_hidden", 512, int, Range(0, None), "hidden units of the decoder MLP (0: linear)"),
+        Param("n_candidates", 1000, int, Range(1, None),
+              "paper retrieval: codes found on the HNSW graph, then re-ranked by reconstructed features"),
+    )
     paper_retrieval = ("paper: HNSW graph search over the codes for n_candidates candidates, re-ranked by the "
                        "Euclidean distance to features reconstructed from the codes")
 

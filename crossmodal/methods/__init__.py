@@ -175,9 +175,10 @@ def describe_method(name: str) -> str:
              + ("; supervised (uses labels)" if cls.uses_labels else "")
              + ("; unified pair codes (database_codes=unified)" if cls.unified_codes else ""),
              f"  presets: {', '.join(presets_of(method_key(cls))) or 'none'}", "", "  config keys:"]
-    width = max((len(p.name) for p in cls.params), default=4)
-    for p in cls.params:
-        lines.append(f"    {p.name:<{width}}  {p.describe()}  {p.help}".rstrip())
+    rows = [(p.name, *p.describe(), p.help) for p in cls.params]
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(4)]
+    for r in rows:
+        lines.append("    " + "  ".join(f"{c:<{w}}" for c, w in zip(r[:4], widths)) + f"  {r[4]}")
     if not cls.params:
         lines.append("    (none)")
     return "\n".join(lines)

@@ -143,10 +143,10 @@ class Param:
             return str(value)
         return self.type(value)
 
-    def describe(self) -> str:
-        """``type  default  check`` as `crossmodal methods NAME` prints it."""
+    def describe(self) -> tuple[str, str, str]:
+        """``(type, default, check)`` as `crossmodal methods NAME` prints them."""
         kind = f"list[{self.item.__name__}]" if self.type is list and self.item else self.type.__name__
-        return f"{kind:9s} {self.default!r:>10}  {self.check.describe() if self.check else ''}"
+        return kind, repr(self.default), self.check.describe() if self.check else ""
 
 
 def params_from_defaults(defaults: dict) -> tuple[Param, ...]:

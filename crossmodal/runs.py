@@ -33,7 +33,13 @@ from crossmodal.retrieval.evaluate import evaluate, git_commit
 from crossmodal.retrieval.index import HammingIndex
 from crossmodal.tracking import Tracker
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "experiments" / "configs"
+def _config_dir() -> Path:
+    """``experiments/configs`` of a source checkout, else the copy installed as package data."""
+    repo = Path(__file__).resolve().parent.parent / "experiments" / "configs"
+    return repo if repo.is_dir() else Path(__file__).resolve().parent / "_configs"
+
+
+CONFIG_DIR = _config_dir()
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -154,12 +160,13 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
               data_root: str | None = None, dataset_params: dict | None = None, out: str | os.PathLike = "runs",
               tracker: str = "jsonl", resume: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
               ks=(100,), directions: tuple[str, ...] | None = None, label: str | None = None,
-              group: str | None = None, log_artifact: bool = False, log=print) -> Path:
+              group: str | None = None, log_artifact: bool = False, wandb: dict | None = None, log=print) -> Path:
     """Train ``method`` on ``dataset`` at ``bits``, evaluate, and return the run folder.
 
     The folder is new under ``out`` unless ``run_dir`` names it (sweeps) or ``resume`` points at
     an interrupted run. ``label`` names the configuration in tables (default: the method);
-    ``group`` groups runs in wandb; ``log_artifact`` uploads the model and database codes.
+    ``group`` groups runs in wandb; ``log_artifact`` uploads the model, database codes and the
+    dataset; ``wandb`` holds Tracker settings (``project``, ``entity``, ``tags``, ``notes``).
     """
     bits = check_bits(bits)
     cls = get_method(method)
@@ -182,8 +189,7 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
     label = label or cls.name
     spec = {
         "method": cls.name, "label": label, "bits": bits, "seed": seed, "config": hasher.config,
-        "dataset": {"name": dataset, "root": str(Path(data_root).resolve()) if data_root else None,
-                    "params": dataset_params or {}},
+        "dataset": dataset_record(dataset, ds, data_root, dataset_params),
         "split_hash": ds.split.hash, "split_protocol": ds.split.protocol,
         "evaluation": {"ks": list(ks), "directions": list(directions)},
         "group": group, "environment": environment(),
@@ -191,7 +197,10 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
     (run_dir / "run.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
     seed_everything(seed)
     hasher.checkpoint_dir = run_dir / "checkpoints"
-    with Tracker(run_dir, tracker, config=spec, name=run_dir.name, group=group or f"{label}-{ds.name}") as tr:
+    with Tracker(run_dir, tracker, config=spec, name=run_dir.name, group=group or f"{label}-{ds.name}",
+                 **(wandb or {})) as tr:
+        for note in ds.notes:
+            log(f"note: {note}")
         log(f"training {label} ({bits} bits, seed {seed}) on {ds.name}: {len(ds.split.train)} training pairs -> {run_dir}")
         hasher.fit(ds.part("train"), valid=validation_set(ds, directions=directions), tracker=tr)
         model_dir = hasher.save(run_dir / "model")
@@ -202,13 +211,12 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
             codes = hasher.encode_image(db.image) if modality == "image" else hasher.encode_text(db.text_dense())
             HammingIndex(bits).add(codes).save(run_dir / f"index-{modality}.npz")
         report = write_report(hasher, ds, run_dir, ks=ks, directions=directions)
-        names = report.metric_names()
-        tr.table("results", ["direction"] + names, [[d] + [r[n] for n in names] for d, r in report.results.items()])
-        tr.image("pr_curve", run_dir / "pr.png")
-        tr.summary({f"{d}/{n}": r[n] for d, r in report.results.items() for n in names})
+        tr.log_report(report, run_dir)
         if log_artifact:
             tr.artifact(f"{label}-{ds.name}-{bits}b-s{seed}", "model",
                         [model_dir] + [run_dir / f"index-{m}.npz" for m in hasher.modalities])
+            if ds.root:
+                tr.artifact(f"dataset-{ds.name}", "dataset", [ds.root])
     return run_dir
 
 
@@ -230,16 +238,48 @@ def rerun(run_dir: str | os.PathLike, out: str | os.PathLike = "runs", tracker: 
     return new
 
 
+def dataset_record(dataset: str, ds, data_root=None, params=None) -> dict:
+    """run.json's ``dataset``: what reloads the data later without the environment it was found
+    through -- a path dataset resolved to an absolute path, a named source with the resolved
+    folder it was read from (``$CROSSMODAL_WIKI`` ...), the parameters and the protocol notes."""
+    is_path = dataset not in _source_names() and Path(dataset).exists()
+    root = str(Path(data_root).resolve()) if data_root else ds.root
+    return {"name": str(Path(dataset).resolve()) if is_path else dataset, "kind": "path" if is_path else "source",
+            "root": None if is_path else root, "params": params or {}, "display_name": ds.name, "notes": list(ds.notes)}
+
+
+def _source_names() -> set:
+    from crossmodal.data import SOURCES
+
+    return set(SOURCES)
+
+
+def model_selection(ds) -> str:
+    """How a run chose its model, for the report."""
+    n_val = len(ds.split.validation)
+    if n_val and ds.data.labels is not None:
+        return (f"labelled validation: {n_val} items held out of the training side, searched against the "
+                f"{len(ds.split.train)} training items (never the query split)")
+    why = "no validation items (validation_fraction=0)" if not n_val else "unlabelled data"
+    return f"none: {why}; the method ran its fixed schedule and the last model was kept"
+
+
 def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i")):
     report = evaluate(hasher, ds, directions=directions, ks=ks)
+    report.meta.setdefault("database_codes", "unified" if getattr(hasher, "unified_codes", False) else "per-modality")
+    report.meta["model_selection"] = model_selection(ds)
+    report.meta["n_train"] = int(len(ds.split.train))
+    if ds.notes:
+        report.meta["notes"] = list(ds.notes)
     report.save_json(run_dir / "report.json")
     (run_dir / "report.md").write_text(report.to_markdown(), encoding="utf-8")
     report.plot_pr(run_dir / "pr.png")
     return report
 
 
-def load_run(run_dir: str | os.PathLike):
-    """``(spec, hasher, dataset)`` of a finished run folder."""
+def load_run(run_dir: str | os.PathLike, data_root: str | os.PathLike | None = None):
+    """``(spec, hasher, dataset)`` of a finished run folder. ``data_root`` points at a moved copy
+    of the data: the dataset file / folder itself for a path dataset, else the source's folder."""
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").is_file():
         raise CrossmodalError(f"{run_dir}: not a run folder (no run.json)")
@@ -248,14 +288,23 @@ def load_run(run_dir: str | os.PathLike):
         raise CrossmodalError(f"{run_dir}: the run has no trained model yet (unfinished?); resume it with `crossmodal train --resume {run_dir}`")
     hasher = load_hasher(run_dir / "model")
     d = spec["dataset"]
-    ds = get_dataset(d["name"], root=d.get("root"), seed=spec["seed"], **d.get("params", {}))
+    name, root = d["name"], d.get("root")
+    if data_root is not None:
+        if d.get("kind") == "path" or (d.get("kind") is None and Path(name).is_absolute()):
+            name = str(data_root)
+        else:
+            root = str(data_root)
+    elif d.get("kind") == "path" and not Path(name).exists():
+        raise DataError(f"{run_dir}: the run's data {name} is gone; point --data-root at its new place")
+    ds = get_dataset(name, root=root, seed=spec["seed"], **d.get("params", {}))
+    ds.name = d.get("display_name") or ds.name  # a moved copy keeps the name its tables use
     if ds.split.hash != spec["split_hash"]:
         raise DataError(f"{run_dir}: the dataset's split hash is {ds.split.hash}, the run used {spec['split_hash']}; the data changed")
     return spec, hasher, ds
 
 
 def query_run(run_dir: str | os.PathLike, text: str | None = None, image: str | None = None, k: int = 10,
-              target: str | None = None):
+              target: str | None = None, data_root: str | os.PathLike | None = None):
     """Embed a typed sentence or an image file with the run's featurizers and search the
     other modality of the database. Returns ``(modality searched, D, I, dataset)``."""
     if (text is None) == (image is None):
@@ -263,7 +312,7 @@ def query_run(run_dir: str | os.PathLike, text: str | None = None, image: str | 
     if int(k) != k or k <= 0:
         raise CrossmodalError(f"k must be a positive whole number, got {k!r}")
     run_dir = Path(run_dir)
-    spec, hasher, ds = load_run(run_dir)
+    spec, hasher, ds = load_run(run_dir, data_root=data_root)
     feats_file = run_dir / "model" / "featurizers.json"
     feats = json.loads(feats_file.read_text(encoding="utf-8")) if feats_file.is_file() else {}
     modality = "text" if text is not None else "image"

@@ -16,7 +16,7 @@ from crossmodal.methods import available_methods, get_method
 from crossmodal.report import write_report
 from crossmodal.runs import CONFIG_DIR, load_config, preset_path, rerun, train_run
 from crossmodal.tracking import read_wandb_offline
-from experiments.run import run_sweep
+from crossmodal.experiments.sweep import run_sweep
 
 TOY = {"n": 300, "n_query": 50}
 UGACH_TINY = dict(hidden=32, pretrain_epochs=1, epochs=3, batch_size=64, optimizer="adam", lr_d=1e-3, lr_g=1e-3,
@@ -110,7 +110,7 @@ def test_report_cli(sweep_dir, tmp_path, capsys):
 
 def test_killed_sweep_run_resumes_to_the_same_codes(tmp_path, monkeypatch):
     sw = {"name": "k", "datasets": [{"name": "toy", "params": TOY}],
-          "methods": [{"method": "ugach", "overrides": UGACH_TINY}], "bits": [16], "seeds": [0]}
+          "methods": [{"method": "ugach", "label": "ugach", "overrides": UGACH_TINY}], "bits": [16], "seeds": [0]}
     (tmp_path / "k.yaml").write_text(yaml.safe_dump(sw))
     ref = run_sweep(tmp_path / "k.yaml", out=tmp_path / "ref", log=lambda *_: None)
     assert ref["done"] == 1

@@ -71,6 +71,9 @@ class Report:
         ]
         for d, r in self.results.items():
             lines.append(f"| {LABELS.get(d, d)} | " + " | ".join(f"{r[n]:.4f}" for n in names) + " |")
+        lines += [""] + [f"{what}: {m[key]}." for key, what in (("model_selection", "Model selection"),
+                                                               ("database_codes", "Database codes"))
+                         if m.get(key)] + [f"Note: {n}" for n in m.get("notes", [])]
         lines += ["", "Conventions: " + "; ".join(f"{k}: {v}" for k, v in CONVENTIONS.items()) + "."]
         return "\n".join(lines) + "\n"
 

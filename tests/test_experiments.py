@@ -173,16 +173,17 @@ def test_wandb_run_logs_config_epochs_table_image_and_artifact(offline_wandb):
     w = read_wandb_offline(run)
     assert w["group"] == "g-test" and w["name"] == run.name
     assert w["config"]["method"] == "ugach" and w["config"]["bits"] == 16
-    assert w["config"]["config"]["hidden"] == 32 and w["config"]["environment"]["torch"]
+    assert w["config"]["hidden"] == 32 and w["config"]["environment"]["torch"]  # hyper-parameters flat
     assert w["config"]["split_hash"] == json.loads((run / "run.json").read_text())["split_hash"]
     epochs = [h for h in w["history"] if "val/i2t/mAP@all" in h]
     assert len(epochs) == 4 and all("loss_d" in h for h in epochs)  # pre-training + 3 adversarial epochs
     report = json.loads((run / "report.json").read_text())
     assert w["summary"]["t2i/mAP@all"] == pytest.approx(report["results"]["t2i"]["mAP@all"])
     logged = set().union(*w["history"])
-    assert {"results/_type", "pr_curve/_type"} <= logged
+    assert {"results/_type", "pr_image/_type", "pr_curve_table/_type"} <= logged
     assert any(h.get("results/_type") == "table-file" for h in w["history"])
-    assert any(h.get("pr_curve/_type") == "image-file" for h in w["history"])
+    assert any(h.get("pr_image/_type") == "image-file" for h in w["history"])
+    assert w["charts"]["pr_curve"]["fieldSettings"] == {"x": "recall", "y": "precision", "stroke": "series"}
     assert [a["type"] for a in w["artifacts"]].count("model") == 1
 
 

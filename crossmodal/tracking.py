@@ -244,7 +244,7 @@ def _wandb_chunks(path: Path):
             pos += (block - pos % block) % block
 
 
-def read_wandb_offline(run_dir: str | os.PathLike) -> dict:
+def read_wandb_offline(run_dir: str | os.PathLike, wait: float = 60.0) -> dict:
     """What an offline wandb run recorded, read from its ``.wandb`` file (no sync, no network).
 
     ``run_dir``: the ``wandb/offline-run-*`` folder, or a folder holding one (a crossmodal run
@@ -257,6 +257,19 @@ def read_wandb_offline(run_dir: str | os.PathLike) -> dict:
     files = sorted(run_dir.glob("run-*.wandb")) or sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
     if not files:
         raise CrossmodalError(f"{run_dir}: no offline wandb run file (run-*.wandb)")
+    # wandb's writer may still be flushing just after finish() on a loaded machine: wait (up to
+    # ``wait`` seconds) for the run's closing "exit" record before reading
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            last = None
+            for chunk in _wandb_chunks(files[-1]):
+                last = pb.Record.FromString(chunk).WhichOneof("record_type")
+            if last == "exit":
+                break
+        except Exception:  # a half-written record: read again shortly
+            pass
+        time.sleep(0.2)
     out: dict = {"name": None, "group": None, "project": None, "entity": None, "tags": [], "notes": None,
                  "job_type": None, "config": {}, "history": [], "summary": {}, "artifacts": []}
 

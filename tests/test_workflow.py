@@ -375,3 +375,46 @@ def test_sweep_refuses_two_entries_with_one_label(tmp_path):
     (tmp_path / "d.yaml").write_text(yaml.safe_dump(sw))
     with pytest.raises(CrossmodalError, match="share the label 'lsh'"):
         run_sweep(tmp_path / "d.yaml", out=tmp_path / "o", **QUIET)
+
+
+def test_sweep_report_is_logged_to_the_sweep_group(two_labels_one_seed, offline_wandb, tmp_path):
+    from crossmodal.experiments.sweep import log_sweep_report
+    from crossmodal.tracking import read_wandb_offline
+
+    d = tmp_path / "runs"
+    shutil.copytree(two_labels_one_seed / "runs", d)
+    rep = log_sweep_report(d, {"name": "grid", "methods": [{"method": "lsh"}, {"method": "cca-itq"}]}, **QUIET)
+    assert (rep / "table.tex").is_file() and (rep / "map-toy.pdf").is_file()
+    w = read_wandb_offline(rep)
+    assert w["group"] == "grid" and w["job_type"] == "report" and w["name"] == "grid-report"
+    logged = set().union(*w["history"])
+    assert {"sweep_results/_type", "figures/map-toy/_type", "figures/pr-toy-i2t/_type"} <= logged
+
+
+def test_ndcg_and_recall_curves_match_a_brute_force_reference():
+    from crossmodal.retrieval.codes import pack
+    from crossmodal.retrieval.metrics import evaluate_codes
+
+    rng = np.random.default_rng(7)
+    bits, nq, ndb = 8, 9, 40
+    qb, db = rng.integers(0, 2, (nq, bits)), rng.integers(0, 2, (ndb, bits))
+    ql, dl = (rng.random((nq, 3)) < 0.4).astype(np.uint8), (rng.random((ndb, 3)) < 0.4).astype(np.uint8)
+    res = evaluate_codes(pack(qb), pack(db), ql, dl, bits, curve_ks=(1, 5, 10, 40, 100))
+    ks = res["ndcg_curve"]["k"]
+    assert ks == [1, 5, 10, 40] and res["recall_curve"]["k"] == ks
+    ndcg, rec, n_rel = np.zeros(len(ks)), np.zeros(len(ks)), 0
+    for i in range(nq):
+        dist = (qb[i] != db).sum(1)
+        order = sorted(range(ndb), key=lambda j: (dist[j], j))  # ties by database index
+        grade = (ql[i] & dl).sum(1)
+        ideal = sorted(grade, reverse=True)
+        for t, k in enumerate(ks):
+            dcg = sum((2.0 ** grade[order[r]] - 1) / np.log2(r + 2) for r in range(k))
+            idcg = sum((2.0 ** ideal[r] - 1) / np.log2(r + 2) for r in range(k))
+            ndcg[t] += dcg / idcg if idcg > 0 else 0.0
+            if (grade > 0).sum():
+                rec[t] += sum(grade[order[r]] > 0 for r in range(k)) / (grade > 0).sum()
+        n_rel += int((grade > 0).sum() > 0)
+    assert np.allclose(res["ndcg_curve"]["ndcg"], ndcg / nq)
+    assert np.allclose(res["recall_curve"]["recall"], rec / n_rel)
+    assert res["recall_curve"]["recall"][-1] == pytest.approx(1.0)  # the whole database retrieves everything

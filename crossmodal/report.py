@@ -417,13 +417,14 @@ class ResultTable:
                                 else:
                                     lo, hi = min(lo, np.min(y)), max(hi, np.max(y))
                             ax.set_title(f"{b} bits")
-                            ax.set_xlabel(xlabel)
+                            if len(bits) == 1:
+                                ax.set_xlabel(xlabel)
                             if logx:
                                 ax.set_xscale("log")
                             ax.grid(alpha=0.3, linewidth=0.5)
                         _fit_y(axes, lo, hi)
                         axes[0].set_ylabel(f"{ylabel} ({LABELS.get(d, d)})")
-                        _legend_below(fig, axes)
+                        _legend_below(fig, axes, None if len(bits) == 1 else xlabel)
                         save(fig, f"{kind}-{ds}-{d}")
                 for metric in ("mAP@all",):
                     fig, axes = _panels(plt, len(dirs), per=2.3)
@@ -469,19 +470,22 @@ def _fit_y(axes, lo: float, hi: float) -> None:
     axes[0].set_ylim(max(0.0, lo - pad), min(1.02, hi + pad))
 
 
-def _legend_below(fig, axes) -> None:
-    """One legend for the figure, below the panels (it never hides a curve)."""
+def _legend_below(fig, axes, xlabel: str | None = None) -> None:
+    """One legend for the figure, below the panels (it never hides a curve); ``xlabel`` once for
+    all panels when given."""
     handles, labels = [], []
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.tight_layout()
+    fig.tight_layout(pad=0.3)
+    if xlabel:
+        fig.supxlabel(xlabel, y=0.0, va="top", fontsize=8)
     if handles:
         ncol = min(len(labels), max(1, int(fig.get_size_inches()[0] // 1.15)))
-        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, frameon=False,
-                   handlelength=2.6)
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.07 if xlabel else 0.0), ncol=ncol,
+                   frameon=False, handlelength=2.6, columnspacing=1.2)
 
 
 def write_report(paths: list[str | os.PathLike], out: str | os.PathLike, metrics=DEFAULT_METRICS,

@@ -127,6 +127,10 @@ def preset_path(method: str, preset: str | None = None) -> Path:
 def dataset_key(dataset: str) -> str:
     """The name ``datasets:`` overrides use: a registry name, or a prepared folder's source."""
     p = Path(dataset)
+    if dataset in _source_names():
+        return dataset
+    if p.is_file() or (p.is_dir() and not (p / "meta.json").is_file()):
+        return p.stem  # a paired .mat / .npz file or a feature folder: its name
     if p.is_dir() and (p / "meta.json").is_file():
         try:
             return json.loads((p / "meta.json").read_text(encoding="utf-8")).get("name") or p.name

@@ -373,7 +373,8 @@ class ResultTable:
         return dict(color=colours[i % len(colours)], linestyle=styles[i % len(styles)],
                     marker=markers[i % len(markers)])
 
-    def plot(self, out: Path, formats=("png", "pdf", "svg")) -> list[Path]:
+    def plot(self, out: Path, formats=("png", "pdf", "svg"), kinds=None) -> list[Path]:
+        """Write the figures into ``out``; ``kinds`` limits them to some of ``pr, pk, ndcg, recall, map``."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -397,6 +398,8 @@ class ResultTable:
                 dirs = self.directions(ds)
                 bits = [b for b in self.bits if any(k[0] == ds and k[3] == b for k in self.cells)]
                 for kind, (name, xkey, ykey, xlabel, ylabel, logx) in CURVES.items():
+                    if kinds is not None and kind not in kinds:
+                        continue
                     for d in dirs:
                         if not any(name in r.results.get(d, {}) for r in self.runs if r.dataset == ds):
                             continue
@@ -426,7 +429,7 @@ class ResultTable:
                         axes[0].set_ylabel(f"{ylabel} ({LABELS.get(d, d)})")
                         _legend_below(fig, axes, None if len(bits) == 1 else xlabel)
                         save(fig, f"{kind}-{ds}-{d}")
-                for metric in ("mAP@all",):
+                for metric in ("mAP@all",) if kinds is None or "map" in kinds else ():
                     fig, axes = _panels(plt, len(dirs), per=2.3)
                     lo, hi = np.inf, -np.inf
                     for ax, d in zip(axes, dirs):
@@ -490,7 +493,7 @@ def _legend_below(fig, axes, xlabel: str | None = None) -> None:
 
 def write_report(paths: list[str | os.PathLike], out: str | os.PathLike, metrics=DEFAULT_METRICS,
                  methods_order=(), plots: bool = True, only=None, allow_mixed_codes: bool = False,
-                 formats=("png", "pdf", "svg")) -> tuple[ResultTable, list[Path]]:
+                 formats=("png", "pdf", "svg"), kinds=None) -> tuple[ResultTable, list[Path]]:
     """Aggregate the runs under ``paths`` into ``out``: table.md, table.tex, table.csv and the
     figures (PNG, PDF, SVG). Everything is checked (metrics, labels, conventions) before
     anything is written."""
@@ -504,5 +507,5 @@ def write_report(paths: list[str | os.PathLike], out: str | os.PathLike, metrics
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(f)
     if plots:
-        files += table.plot(out, formats=formats)
+        files += table.plot(out, formats=formats, kinds=kinds)
     return table, files

@@ -229,7 +229,7 @@ def test_default_labels_carry_preset_and_overrides():
 
 def test_report_of_two_labels_and_one_seed_renders_latex_without_pm(two_labels_one_seed, tmp_path):
     d = two_labels_one_seed
-    table, files = write_report([d / "runs"], tmp_path / "r", methods_order=["lsh", "cca-itq"])
+    table, files = write_report([d / "runs"], tmp_path / "r", methods_order=["lsh", "cca-itq"], kinds=("pk", "map"))
     tex = (tmp_path / "r" / "table.tex").read_text()
     md = (tmp_path / "r" / "table.md").read_text()
     assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex and "\\begin{tabular}{lc}" in tex
@@ -241,9 +241,16 @@ def test_report_of_two_labels_and_one_seed_renders_latex_without_pm(two_labels_o
     want = runs["cca-itq"].results["t2i"]["mAP@all"]
     assert f"{want:.3f}" in tex and table.stat(("toy", "t2i", "cca-itq", 16, "mAP@all"))[:3] == (want, 0.0, 1)
     names = {f.name for f in files}
-    for stem in ("pr-toy-i2t", "pk-toy-t2i", "ndcg-toy-i2t", "recall-toy-t2i", "map-toy"):
+    for stem in ("pk-toy-i2t", "pk-toy-t2i", "map-toy"):
         assert {f"{stem}.png", f"{stem}.pdf", f"{stem}.svg"} <= names
+    assert not any(n.startswith("pr-") for n in names)  # kinds= limits the figures
     assert (tmp_path / "r" / "pk-toy-i2t.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_report_draws_every_curve_kind(two_labels_one_seed, tmp_path):
+    _, files = write_report([two_labels_one_seed / "runs"], tmp_path / "r", formats=("png",))
+    assert {f.name for f in files if f.suffix == ".png"} == {f"{k}-toy-{d}.png" for k in ("pr", "pk", "ndcg", "recall")
+                                                             for d in ("i2t", "t2i")} | {"map-toy.png"}
 
 
 def test_pm_appears_with_two_seeds(two_labels_one_seed, tmp_path):
@@ -384,7 +391,7 @@ def test_sweep_report_is_logged_to_the_sweep_group(two_labels_one_seed, offline_
     d = tmp_path / "runs"
     shutil.copytree(two_labels_one_seed / "runs", d)
     rep = log_sweep_report(d, {"name": "grid", "methods": [{"method": "lsh"}, {"method": "cca-itq"}]}, **QUIET)
-    assert (rep / "table.tex").is_file() and (rep / "map-toy.pdf").is_file()
+    assert (rep / "table.tex").is_file() and (rep / "map-toy.png").is_file()
     w = read_wandb_offline(rep)
     assert w["group"] == "grid" and w["job_type"] == "report" and w["name"] == "grid-report"
     logged = set().union(*w["history"])

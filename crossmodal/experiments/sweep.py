@@ -262,7 +262,7 @@ def log_sweep_report(out: Path, sw: dict, wandb: dict | None = None, log=print) 
     from crossmodal.tracking import Tracker
 
     rep = out / "report"
-    table, files = write_report([out], rep, methods_order=[entry_label(m) for m in sw["methods"]])
+    table, files = write_report([out], rep, methods_order=[entry_label(m) for m in sw["methods"]], formats=("png",))
     rows = [line.split(",") for line in (rep / "table.csv").read_text(encoding="utf-8").splitlines()]
     with Tracker(rep, "wandb", config={"sweep": sw["name"], "runs": len(table.runs)}, name=f"{sw['name']}-report",
                  group=sw["name"], job_type="report", flat=False, **(wandb or {})) as tr:

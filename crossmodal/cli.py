@@ -313,6 +313,9 @@ def cmd_datasets(args) -> int:
             if s.name in specs:
                 protos = "; ".join(f"{k}: {v['query']} queries, {v.get('train') or 'all'} train" for k, v in specs[s.name].protocols.items())
                 print(f"{'':13s}   protocols: {protos}")
+        print("\nor --dataset PATH: a canonical dataset folder, a paired .mat (v5/v7.3) or .npz file, or a folder of "
+              ".npy/.npz features\n(I_tr/T_tr/I_te/T_te[/L_tr/L_te], XAll/YAll[/LAll] or image/text[/labels]); every "
+              "dataset takes --validation-fraction")
         return 0
     if args.datasets_command == "prepare":
         return run_prepare(args)

@@ -192,11 +192,11 @@ class Tracker:
             import re
 
             art = wandb.Artifact(re.sub(r"[^A-Za-z0-9._-]+", "_", name), type=kind)
-            for p in map(Path, paths):
+            for p in map(Path, paths):  # immutable: finished files are not copied into a staging area
                 if p.is_dir():
-                    art.add_dir(str(p), name=p.name)
+                    art.add_dir(str(p), name=p.name, policy="immutable")
                 elif p.is_file():
-                    art.add_file(str(p))
+                    art.add_file(str(p), policy="immutable")
             self._wandb.log_artifact(art)
 
     def finish(self) -> None:

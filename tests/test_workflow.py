@@ -425,3 +425,14 @@ def test_ndcg_and_recall_curves_match_a_brute_force_reference():
     assert np.allclose(res["ndcg_curve"]["ndcg"], ndcg / nq)
     assert np.allclose(res["recall_curve"]["recall"], rec / n_rel)
     assert res["recall_curve"]["recall"][-1] == pytest.approx(1.0)  # the whole database retrieves everything
+
+
+def test_report_cli_order_and_label_filter(two_labels_one_seed, tmp_path, capsys):
+    runs = str(two_labels_one_seed / "runs")
+    assert main(["report", runs, "--out", str(tmp_path / "a"), "--order", "lsh,cca-itq", "--no-plots"]) == 0
+    md = (tmp_path / "a" / "table.md").read_text()
+    assert md.index("| lsh |") < md.index("| cca-itq |")
+    assert main(["report", runs, "--out", str(tmp_path / "b"), "--label", "cca-itq", "--no-plots"]) == 0
+    assert "| lsh |" not in (tmp_path / "b" / "table.md").read_text()
+    assert main(["report", runs, "--out", str(tmp_path / "c"), "--label", "ugach"]) == 2
+    assert "no runs labelled 'ugach'" in capsys.readouterr().err

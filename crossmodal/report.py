@@ -369,7 +369,7 @@ class ResultTable:
         i = self.labels.index(label)
         colours = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
         styles = ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1))]
-        markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
+        markers = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<"]  # 10 markers x 8 colours: 40 distinct rows
         return dict(color=colours[i % len(colours)], linestyle=styles[i % len(styles)],
                     marker=markers[i % len(markers)])
 

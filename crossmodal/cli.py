@@ -46,6 +46,7 @@ def _add_common_train(p: argparse.ArgumentParser) -> None:
                    help="jsonl: metrics.jsonl in the run folder (default); wandb: also wandb, offline unless logged in")
     p.add_argument("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N")
     _add_runtime(p)
+    add_wandb_arguments(p)
 
 
 def _add_runtime(p: argparse.ArgumentParser, top: bool = False) -> None:
@@ -69,6 +70,21 @@ def _method_names() -> list[str]:
         return available_methods()
     except CrossmodalError:  # pragma: no cover - a broken user module must not break --help
         return []
+
+
+def add_wandb_arguments(p: argparse.ArgumentParser) -> None:
+    """``--wandb-project/--wandb-entity/--wandb-tags/--wandb-notes`` (defaults: $WANDB_PROJECT, $WANDB_ENTITY)."""
+    p.add_argument("--wandb-project", default=None, help="wandb project (default $WANDB_PROJECT, else crossmodal)")
+    p.add_argument("--wandb-entity", default=None, help="wandb entity / team (default $WANDB_ENTITY)")
+    p.add_argument("--wandb-tags", default=None, help="comma-separated wandb tags, e.g. paper,ablation")
+    p.add_argument("--wandb-notes", default=None, help="wandb notes of the run")
+
+
+def wandb_settings(args) -> dict:
+    tags = [t.strip() for t in (getattr(args, "wandb_tags", None) or "").split(",") if t.strip()]
+    out = {"project": getattr(args, "wandb_project", None), "entity": getattr(args, "wandb_entity", None),
+           "tags": tags or None, "notes": getattr(args, "wandb_notes", None)}
+    return {k: v for k, v in out.items() if v}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,7 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="toy, wiki, digits, mirflickr25k, cifar10, ... or a dataset folder")
     p.add_argument("--data-root", default=None, help="folder with the dataset's files")
     p.add_argument("--bits", type=int, default=None, help="code length, 1..1024")
-    p.add_argument("--log-artifact", action="store_true", help="wandb: upload the model and database codes as an artifact")
+    p.add_argument("--label", default=None,
+                   help="name of this configuration in tables (default: method, preset and overrides, e.g. ugach-fast+epochs=5)")
+    p.add_argument("--protocol", default=None,
+                   help="split protocol of the dataset (benchmarks: see `datasets list`; .mat/.npy: blocks or random)")
+    p.add_argument("--validation-fraction", type=float, default=None,
+                   help="share of the training side held out for model selection (0: train on every pair, no selection)")
+    p.add_argument("--dataset-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="other dataset keys (n_query, n_train, n_validation, ...; unknown keys are errors)")
+    p.add_argument("--log-artifact", action="store_true",
+                   help="wandb: upload the model, database codes and the dataset folder/file as artifacts")
     p.add_argument("--config", default=None, help="YAML config file (keys of the method, optional datasets: overrides)")
     p.add_argument("--preset", default=None, help="config from experiments/configs: paper (METHOD.yaml) or METHOD-PRESET.yaml (ugach: fast)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
@@ -136,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="run a grid of methods x datasets x bits x seeds from a YAML file (resumable)",
                        description="Run every grid point of a sweep file into its own run folder. Finished runs are "
                                    "skipped, interrupted ones resumed, failures recorded and the sweep goes on.")
-    from experiments.run import add_sweep_arguments
+    from crossmodal.experiments.sweep import add_sweep_arguments
 
     add_sweep_arguments(p)
     _add_runtime(p)
@@ -149,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for table.md, table.csv and the plots")
     p.add_argument("--metric", action="append", default=None, help="metrics to tabulate (default mAP@all and mAP@100)")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--order", default=None, metavar="LABEL,LABEL",
+                   help="row order of the configurations (default: the order the labels were given, else sorted)")
+    p.add_argument("--label", action="append", default=None, dest="labels", metavar="LABEL",
+                   help="only these configurations, in this order (repeatable)")
+    p.add_argument("--allow-mixed-codes", action="store_true",
+                   help="allow per-modality and unified database codes in one table (marked with a dagger)")
 
     p = sub.add_parser("evaluate", help="re-evaluate a finished run",
                        description="Recompute the run's report (JSON, Markdown, PR plot) from its saved model into a "
@@ -157,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("-k", type=int, action="append", default=None, help="cut-off for mAP@k and P@k (repeatable; default 100)")
     p.add_argument("--all-directions", action="store_true", help="also I->I and T->T")
+    p.add_argument("--data-root", default=None,
+                   help="the data moved: its new place (the file/folder of a path dataset, else the source's folder)")
     p.add_argument("--database-codes", default=None, choices=("per-modality", "unified"),
                    help="database-coding convention (default: the one the run was trained with)")
     p.add_argument("--conventions", default=None, choices=("published",),
@@ -200,14 +233,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", default=None, metavar="PNG", help="also write a contact sheet of the retrieved images")
     p.add_argument("--allow-download", action="store_true",
                    help="allow this query to fetch the run's featurizer weights from a model hub (off by default)")
+    p.add_argument("--data-root", default=None,
+                   help="the data moved: its new place (the file/folder of a path dataset, else the source's folder)")
+
+    from crossmodal.experiments.reproduce import add_reproduce_arguments
+
+    p = sub.add_parser("reproduce", help="run a committed sweep and regenerate its results folder",
+                       description="Run experiments/sweeps/NAME.yaml (resumable) and write its tables and figures "
+                                   "into experiments/results/NAME/.")
+    add_reproduce_arguments(p)
     return parser
 
 
 def add_prepare_arguments(p: argparse.ArgumentParser, name: str | None = None) -> None:
     """The options of ``datasets prepare`` (shared with ``python -m data_prep.NAME``)."""
     if name is None:
-        p.add_argument("name", help="mirflickr25k, nuswide-tc10, nuswide-tc21, coco, iaprtc12, or imagelist "
-                                    "(image-only, from 'path label-vector' lists)")
+        p.add_argument("name", help="mirflickr25k, nuswide-tc10, nuswide-tc21, coco, iaprtc12; imagelist "
+                                    "(image-only, from 'path label-vector' lists); or mat (any paired .mat/.npz file "
+                                    "or folder of .npy/.npz features: --root FILE)")
     p.add_argument("--root", required=True, help="the raw dataset folder, an archive of it, or the folder of community .mat files")
     p.add_argument("--out", required=True, help="the dataset folder to write (must not exist, unless --overwrite)")
     p.add_argument("--image-features", default=None, choices=("community", "vgg19", "clip", "hf"),
@@ -223,6 +266,8 @@ def add_prepare_arguments(p: argparse.ArgumentParser, name: str | None = None) -
     p.add_argument("--query", type=int, default=None, dest="n_query", help="override the protocol's query count")
     p.add_argument("--train", type=int, default=None, dest="n_train", help="override the protocol's training count (0: all of the database)")
     p.add_argument("--validation", type=int, default=None, dest="n_validation", help="override the validation count")
+    p.add_argument("--validation-fraction", type=float, default=None,
+                   help="mat: share of the training side held out for validation (default 0.1; 0: none)")
     p.add_argument("--min-tag-count", type=int, default=None, help="override the vocabulary's minimum count")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--batch-size", type=int, default=64)
@@ -236,6 +281,19 @@ def add_prepare_arguments(p: argparse.ArgumentParser, name: str | None = None) -
 def run_prepare(args, name: str | None = None) -> int:
     from crossmodal.data.prepare import prepare, prepare_image_lists
 
+    if (name or args.name) == "mat":
+        from crossmodal.data import save_dataset
+        from crossmodal.data.files import load_paired_path
+
+        ds = load_paired_path(args.root, seed=args.seed, protocol=args.protocol, n_query=args.n_query,
+                              n_train=args.n_train, n_validation=args.n_validation,
+                              validation_fraction=args.validation_fraction)
+        for note in ds.notes:
+            print(f"note: {note}")
+        out = save_dataset(ds, args.out, overwrite=args.overwrite)
+        print(f"wrote {out}: {ds.data.n:,} pairs, image {ds.data.image_dim}-d, text {ds.data.text_dim}-d, "
+              f"split {ds.split.protocol} (hash {ds.split.hash})")
+        return 0
     if (name or args.name) == "imagelist":
         if not (args.query_list and args.database_list):
             raise CrossmodalError("imagelist needs --query-list and --database-list (and optionally --train-list)")
@@ -278,8 +336,18 @@ def _resolve_config(args) -> dict:
     return cfg
 
 
+def _dataset_params(args) -> dict:
+    from crossmodal.runs import parse_overrides
+
+    params = parse_overrides(args.dataset_param or [])
+    for key in ("protocol", "validation_fraction"):
+        if getattr(args, key, None) is not None:
+            params[key] = getattr(args, key)
+    return params
+
+
 def cmd_train(args) -> int:
-    from crossmodal.runs import rerun, train_run
+    from crossmodal.runs import parse_overrides, rerun, train_run
 
     if args.from_run:
         if args.method or args.dataset or args.bits or args.overrides or args.preset or args.config or args.resume:
@@ -291,9 +359,17 @@ def cmd_train(args) -> int:
     missing = [n for n, v in (("METHOD", args.method), ("--dataset", args.dataset), ("--bits", args.bits)) if v is None]
     if missing:
         raise CrossmodalError(f"train needs {', '.join(missing)} (or --from RUN_DIR)")
+    over = parse_overrides(args.overrides)
+    if args.codes_from:
+        over["codes_from"] = args.codes_from
+    from crossmodal.report import config_label
+
+    vf = {"validation_fraction": args.validation_fraction} if args.validation_fraction is not None else {}
+    label = args.label or config_label(args.method.lower(), args.preset, args.config, {**over, **vf})
     run = train_run(args.method, args.dataset, args.bits, seed=args.seed, config=_resolve_config(args),
-                    data_root=args.data_root, out=args.out, tracker=args.tracker, resume=args.resume,
-                    log_artifact=args.log_artifact, database_codes=args.database_codes or "per-modality")
+                    data_root=args.data_root, dataset_params=_dataset_params(args) or None, out=args.out,
+                    tracker=args.tracker, resume=args.resume, log_artifact=args.log_artifact, label=label,
+                    wandb=wandb_settings(args), database_codes=args.database_codes or "per-modality")
     print((run / "report.md").read_text())
     print(f"run folder: {run}")
     return 0
@@ -307,7 +383,8 @@ def cmd_demo(args) -> int:
         from crossmodal.runs import load_config_file, preset_path
 
         cfg = {**load_config_file(preset_path("ugach", "fast"), "toy"), **cfg}
-    run = train_run(args.method, "toy", args.bits, seed=args.seed, config=cfg, out=args.out, tracker=args.tracker)
+    run = train_run(args.method, "toy", args.bits, seed=args.seed, config=cfg, out=args.out, tracker=args.tracker,
+                    wandb=wandb_settings(args))
     print((run / "report.md").read_text())
     rows = []
     for q in args.query or DEMO_QUERIES:
@@ -333,6 +410,9 @@ def cmd_datasets(args) -> int:
             if s.name in specs:
                 protos = "; ".join(f"{k}: {v['query']} queries, {v.get('train') or 'all'} train" for k, v in specs[s.name].protocols.items())
                 print(f"{'':13s}   protocols: {protos}")
+        print("\nor --dataset PATH: a canonical dataset folder, a paired .mat (v5/v7.3) or .npz file, or a folder of "
+              ".npy/.npz features\n(I_tr/T_tr/I_te/T_te[/L_tr/L_te], XAll/YAll[/LAll] or image/text[/labels]); every "
+              "dataset takes --validation-fraction")
         return 0
     if args.datasets_command == "prepare":
         return run_prepare(args)
@@ -359,13 +439,13 @@ def cmd_evaluate(args) -> int:
     if args.retrieval == "paper":
         dirs = ("i2i",)
     if args.conventions == "published":
-        spec, hasher, ds = load_run(args.run_dir)
+        spec, hasher, ds = load_run(args.run_dir, data_root=args.data_root)
         run_dirs = dirs or tuple((spec.get("evaluation") or {}).get("directions") or ("i2t", "t2i"))
         cross = tuple(d for d in run_dirs if d in ("i2t", "t2i", "i2i"))
         print(published_markdown(published_conventions(hasher, ds, directions=cross), directions=cross))
         return 0
     report, folder = evaluate_run(args.run_dir, ks=ks, directions=dirs, database_codes=args.database_codes,
-                                  retrieval=args.retrieval)
+                                  retrieval=args.retrieval, data_root=args.data_root)
     print(report.to_markdown())
     print(f"evaluation written to {folder} (the run's own report.json is unchanged)")
     return 0
@@ -407,7 +487,7 @@ def cmd_query(args) -> int:
             why = "is a folder" if sheet.is_dir() else f"folder {sheet.parent} does not exist"
             raise CrossmodalError(f"--sheet {sheet}: {why}; give a PNG file path in an existing folder")
     target, D, I, ds = query_run(args.run_dir, text=args.text, image=args.image, k=args.k,
-                                 allow_download=args.allow_download)
+                                 allow_download=args.allow_download, data_root=args.data_root)
     db = ds.split.database[I[I >= 0]]
     caps = ds.extras.get("captions")
     print(f"{'rank':>4} {'hamming':>7}  {'id':<14} {'labels / caption'}")
@@ -425,22 +505,32 @@ def cmd_query(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from experiments.run import run_from_args
+    from crossmodal.experiments.sweep import run_from_args
 
     return run_from_args(args)
+
+
+def cmd_reproduce(args) -> int:
+    from crossmodal.experiments.reproduce import reproduce_from_args
+
+    return reproduce_from_args(args)
 
 
 def cmd_report(args) -> int:
     from crossmodal.report import write_report
 
+    order = [o.strip() for o in (args.order or "").split(",") if o.strip()] or list(args.labels or ())
     table, files = write_report(args.runs, args.out, metrics=tuple(args.metric or ("mAP@all", "mAP@100")),
-                                plots=not args.no_plots)
+                                methods_order=order, plots=not args.no_plots, only=args.labels,
+                                allow_mixed_codes=args.allow_mixed_codes)
     print(table.to_markdown(tuple(args.metric or ("mAP@all", "mAP@100"))))
-    print(f"{len(table.runs)} runs -> " + ", ".join(str(f) for f in files[:2]) + f" and {len(files) - 2} plots")
+    print(f"{len(table.runs)} runs -> " + ", ".join(str(f) for f in files[:3]) + f" and {len(files) - 3} figure files")
     return 0
 
 
-COMMANDS = {"import-codes": cmd_import_codes, "methods": cmd_methods, "sweep": cmd_sweep, "report": cmd_report, "demo": cmd_demo, "datasets": cmd_datasets, "train": cmd_train, "evaluate": cmd_evaluate, "query": cmd_query}
+COMMANDS = {"import-codes": cmd_import_codes, "methods": cmd_methods, "sweep": cmd_sweep, "reproduce": cmd_reproduce,
+            "report": cmd_report, "demo": cmd_demo, "datasets": cmd_datasets, "train": cmd_train,
+            "evaluate": cmd_evaluate, "query": cmd_query}
 
 
 def main(argv: list[str] | None = None) -> int:

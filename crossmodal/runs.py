@@ -48,7 +48,13 @@ from crossmodal.retrieval.evaluate import check_database_codes, evaluate, git_co
 from crossmodal.retrieval.index import HammingIndex
 from crossmodal.tracking import Tracker
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "experiments" / "configs"
+def _config_dir() -> Path:
+    """``experiments/configs`` of a source checkout, else the copy installed as package data."""
+    repo = Path(__file__).resolve().parent.parent / "experiments" / "configs"
+    return repo if repo.is_dir() else Path(__file__).resolve().parent / "_configs"
+
+
+CONFIG_DIR = _config_dir()
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -191,6 +197,10 @@ def preset_path(method: str, preset: str | None = None) -> Path:
 def dataset_key(dataset: str) -> str:
     """The name ``datasets:`` overrides use: a registry name, or a prepared folder's source."""
     p = Path(dataset)
+    if dataset in _source_names():
+        return dataset
+    if p.is_file() or (p.is_dir() and not (p / "meta.json").is_file()):
+        return p.stem  # a paired .mat / .npz file or a feature folder: its name
     if p.is_dir() and (p / "meta.json").is_file():
         try:
             return json.loads((p / "meta.json").read_text(encoding="utf-8")).get("name") or p.name
@@ -348,13 +358,14 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
               data_root: str | None = None, dataset_params: dict | None = None, out: str | os.PathLike = "runs",
               tracker: str = "jsonl", resume: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
               ks=(100,), directions: tuple[str, ...] | None = None, label: str | None = None,
-              group: str | None = None, log_artifact: bool = False, log=print,
+              group: str | None = None, log_artifact: bool = False, wandb: dict | None = None, log=print,
               database_codes: str = "per-modality") -> Path:
     """Train ``method`` on ``dataset`` at ``bits``, evaluate, and return the run folder.
 
     The folder is new under ``out`` unless ``run_dir`` names it (sweeps) or ``resume`` points at
     an interrupted run. ``label`` names the configuration in tables (default: the method);
-    ``group`` groups runs in wandb; ``log_artifact`` uploads the model and database codes;
+    ``group`` groups runs in wandb; ``log_artifact`` uploads the model, database codes and the
+    dataset; ``wandb`` holds Tracker settings (``project``, ``entity``, ``tags``, ``notes``);
     ``database_codes`` is the evaluation's database-coding convention (per-modality or unified).
 
     Safety: everything (method, config, device, seed, dataset, labels, and for ``resume`` the
@@ -381,8 +392,7 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
     label = label or cls.name
     spec = {
         "method": method_key(cls), "label": label, "bits": bits, "seed": seed, "config": hasher.config,
-        "dataset": {"name": dataset, "root": str(Path(data_root).resolve()) if data_root else None,
-                    "params": dataset_params or {}},
+        "dataset": dataset_record(dataset, ds, data_root, dataset_params),
         "split_hash": ds.split.hash, "split_protocol": ds.split.protocol,
         "data_fingerprint": data_fingerprint(ds.data),
         "evaluation": {"ks": list(ks), "directions": list(directions), "database_codes": database_codes},
@@ -430,7 +440,7 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
         seed_everything(seed)
         hasher.checkpoint_dir = run_dir / "checkpoints"
         _train_and_evaluate(hasher, ds, run_dir, spec, tracker, ks, directions, label, group, seed, bits,
-                            log_artifact, log)
+                            log_artifact, log, wandb)
     except BaseException:
         if created:
             lock.release()
@@ -442,8 +452,11 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
 
 
 def _train_and_evaluate(hasher, ds, run_dir, spec, tracker, ks, directions, label, group, seed, bits,
-                        log_artifact, log) -> None:
-    with Tracker(run_dir, tracker, config=spec, name=run_dir.name, group=group or f"{label}-{ds.name}") as tr:
+                        log_artifact, log, wandb=None) -> None:
+    with Tracker(run_dir, tracker, config=spec, name=run_dir.name, group=group or f"{label}-{ds.name}",
+                 **(wandb or {})) as tr:
+        for note in ds.notes:
+            log(f"note: {note}")
         log(f"training {label} ({bits} bits, seed {seed}) on {ds.name}: {len(ds.split.train)} training pairs -> {run_dir}")
         hasher.fit(ds.part("train"), valid=validation_set(ds, directions=directions), tracker=tr)
         model_dir = hasher.save(run_dir / "model")
@@ -458,13 +471,12 @@ def _train_and_evaluate(hasher, ds, run_dir, spec, tracker, ks, directions, labe
         report = write_report(hasher, ds, run_dir, ks=ks, directions=directions,
                               fingerprint=spec.get("data_fingerprint"), note=spec.get("protocol_note"),
                               database_codes=(spec.get("evaluation") or {}).get("database_codes", "per-modality"))
-        names = report.metric_names()
-        tr.table("results", ["direction"] + names, [[d] + [r[n] for n in names] for d, r in report.results.items()])
-        tr.image("pr_curve", run_dir / "pr.png")
-        tr.summary({f"{d}/{n}": r[n] for d, r in report.results.items() for n in names})
+        tr.log_report(report, run_dir)
         if log_artifact:
             tr.artifact(f"{label}-{ds.name}-{bits}b-s{seed}", "model",
                         [model_dir] + [run_dir / f"index-{m}.npz" for m in hasher.modalities])
+            if ds.root:
+                tr.artifact(f"dataset-{ds.name}", "dataset", [ds.root])
 
 
 def rerun(run_dir: str | os.PathLike, out: str | os.PathLike = "runs", tracker: str = "jsonl", log=print) -> Path:
@@ -487,6 +499,45 @@ def rerun(run_dir: str | os.PathLike, out: str | os.PathLike = "runs", tracker: 
     return new
 
 
+def dataset_record(dataset: str, ds, data_root=None, params=None) -> dict:
+    """run.json's ``dataset``: what reloads the data later without the environment it was found
+    through -- a path dataset resolved to an absolute path, a named source with the resolved
+    folder it was read from (``$CROSSMODAL_WIKI`` ...), the parameters and the protocol notes."""
+    is_path = dataset not in _source_names() and Path(dataset).exists()
+    root = str(Path(data_root).resolve()) if data_root else ds.root
+    return {"name": str(Path(dataset).resolve()) if is_path else dataset, "kind": "path" if is_path else "source",
+            "root": None if is_path else root, "params": params or {}, "display_name": ds.name, "notes": list(ds.notes)}
+
+
+def _source_names() -> set:
+    from crossmodal.data import SOURCES
+
+    return set(SOURCES)
+
+
+def model_selection(ds) -> str:
+    """How a run chose its model, for the report."""
+    n_val = len(ds.split.validation)
+    if n_val and ds.data.labels is not None:
+        return (f"labelled validation: {n_val} items held out of the training side, searched against the "
+                f"{len(ds.split.train)} training items (never the query split)")
+    why = "no validation items (validation_fraction=0)" if not n_val else "unlabelled data"
+    return f"none: {why}; the method ran its fixed schedule and the last model was kept"
+
+
+def selection_statement(hasher, ds) -> str:
+    """How a run chose its model, for the report: the hasher's rule (and epoch) and the
+    validation data it had."""
+    rule = getattr(hasher, "model_selection", None) or "none"
+    n_val = len(ds.split.validation)
+    if n_val and ds.data.labels is not None:
+        data = (f"validation split: {n_val} labelled items held out of the training side, searched against the "
+                f"{len(ds.split.train)} training items (never the query split)")
+    else:
+        data = "no validation split (validation_fraction=0 or no labels): nothing was selected on labels"
+    return f"{rule}; {data}"
+
+
 def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i"), fingerprint: str | None = None,
                  database_codes: str = "per-modality", note: str | None = None, retrieval: str = "hamming"):
     """Evaluate and write ``report.md``, ``pr.png`` and, last, ``report.json`` into ``run_dir``
@@ -497,6 +548,10 @@ def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i")
         report.meta["data_fingerprint"] = fingerprint
     if note:
         report.meta["protocol_note"] = note
+    report.meta["model_selection"] = selection_statement(hasher, ds)
+    report.meta["n_train"] = int(len(ds.split.train))
+    if ds.notes:
+        report.meta["notes"] = list(ds.notes)
     run_dir = Path(run_dir)
     atomic_write_text(run_dir / "report.md", report.to_markdown())
     report.plot_pr(run_dir / "pr.png")
@@ -505,7 +560,8 @@ def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i")
 
 
 def evaluate_run(run_dir: str | os.PathLike, ks=(100,), directions=None, log=print,
-                 database_codes: str | None = None, retrieval: str = "hamming"):
+                 database_codes: str | None = None, retrieval: str = "hamming",
+                 data_root: str | os.PathLike | None = None):
     """Re-evaluate a run without touching its files: the report goes to a new numbered folder
     ``evaluations/eval-0001`` (``-0002`` ...) holding report.json, report.md and pr.png, written
     under a hidden name and renamed when complete. ``directions`` and ``database_codes`` default
@@ -514,7 +570,7 @@ def evaluate_run(run_dir: str | os.PathLike, ks=(100,), directions=None, log=pri
     import tempfile
 
     run_dir = Path(run_dir)
-    spec, hasher, ds = load_run(run_dir)
+    spec, hasher, ds = load_run(run_dir, data_root=data_root)
     ev = spec.get("evaluation") or {}
     directions = tuple(directions or ev.get("directions") or ("i2t", "t2i"))
     database_codes = database_codes or ev.get("database_codes", "per-modality")
@@ -523,6 +579,7 @@ def evaluate_run(run_dir: str | os.PathLike, ks=(100,), directions=None, log=pri
         report.meta["data_fingerprint"] = spec["data_fingerprint"]
     if spec.get("protocol_note"):
         report.meta["protocol_note"] = spec["protocol_note"]
+    report.meta["model_selection"] = selection_statement(hasher, ds)
     evals = run_dir / "evaluations"
     evals.mkdir(exist_ok=True)
     for old in evals.glob(".eval-partial-*"):  # left by a killed evaluation: its process is gone
@@ -555,9 +612,11 @@ def evaluate_run(run_dir: str | os.PathLike, ks=(100,), directions=None, log=pri
         raise
 
 
-def load_run(run_dir: str | os.PathLike):
+def load_run(run_dir: str | os.PathLike, data_root: str | os.PathLike | None = None):
     """``(spec, hasher, dataset)`` of a finished run folder; refuses data whose split hash or
-    content fingerprint differs from the one recorded at training time."""
+    content fingerprint differs from the one recorded at training time. ``data_root`` points at
+    a moved copy of the data: the dataset file / folder itself for a path dataset, else the
+    source's folder (checked by the same split hash and fingerprint)."""
     from crossmodal.data.core import data_fingerprint
 
     run_dir = Path(run_dir)
@@ -566,7 +625,16 @@ def load_run(run_dir: str | os.PathLike):
         raise CrossmodalError(f"{run_dir}: the run has no trained model yet (unfinished?); resume it with `crossmodal train --resume {run_dir}`")
     hasher = load_hasher(run_dir / "model")
     d = spec["dataset"]
-    ds = get_dataset(d["name"], root=d.get("root"), seed=spec["seed"], **d.get("params", {}))
+    name, root = d["name"], d.get("root")
+    if data_root is not None:
+        if d.get("kind") == "path" or (d.get("kind") is None and Path(name).is_absolute()):
+            name = str(data_root)
+        else:
+            root = str(data_root)
+    elif d.get("kind") == "path" and not Path(name).exists():
+        raise DataError(f"{run_dir}: the run's data {name} is gone; point --data-root at its new place")
+    ds = get_dataset(name, root=root, seed=spec["seed"], **d.get("params", {}))
+    ds.name = d.get("display_name") or ds.name  # a moved copy keeps the name its tables use
     if ds.split.hash != spec.get("split_hash"):
         raise DataError(f"{run_dir}: the dataset's split hash is {ds.split.hash}, the run used {spec.get('split_hash')}; the data changed")
     want = spec.get("data_fingerprint")
@@ -579,7 +647,8 @@ def load_run(run_dir: str | os.PathLike):
 
 
 def query_run(run_dir: str | os.PathLike, text: str | None = None, image: str | None = None, k: int = 10,
-              target: str | None = None, allow_download: bool = False):
+              target: str | None = None, allow_download: bool = False,
+              data_root: str | os.PathLike | None = None):
     """Embed a typed sentence or an image file with the run's featurizers and search the
     other modality of the database. Returns ``(modality searched, D, I, dataset)``.
 
@@ -590,7 +659,7 @@ def query_run(run_dir: str | os.PathLike, text: str | None = None, image: str | 
     if int(k) != k or k <= 0:
         raise CrossmodalError(f"k must be a positive whole number, got {k!r}")
     run_dir = Path(run_dir)
-    spec, hasher, ds = load_run(run_dir)
+    spec, hasher, ds = load_run(run_dir, data_root=data_root)
     feats_file = run_dir / "model" / "featurizers.json"
     try:
         feats = json.loads(feats_file.read_text(encoding="utf-8")) if feats_file.is_file() else {}

@@ -29,6 +29,12 @@ def mirflickr_dir() -> Path:
     return _data_dir("mirflickr25k", "mirflickr25k-yall.mat")
 
 
+@pytest.fixture(scope="session")
+def uci_mat() -> Path:
+    """The UCI handwritten digits as a paired two-view .mat (I_tr/T_tr/L_tr/I_te/T_te/L_te + P_tr/P_te)."""
+    return _data_dir("uci-handwritten", "uci_all.mat") / "uci_all.mat"
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

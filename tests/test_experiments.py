@@ -16,7 +16,7 @@ from crossmodal.methods import available_methods, get_method
 from crossmodal.report import write_report
 from crossmodal.runs import CONFIG_DIR, load_config, preset_path, rerun, train_run
 from crossmodal.tracking import read_wandb_offline
-from experiments.run import run_sweep
+from crossmodal.experiments.sweep import run_sweep
 
 TOY = {"n": 300, "n_query": 50}
 UGACH_TINY = dict(hidden=32, pretrain_epochs=1, epochs=3, batch_size=64, optimizer="adam", lr_d=1e-3, lr_g=1e-3,
@@ -83,7 +83,7 @@ def test_sweep_skips_finished_runs_on_rerun(sweep_dir):
 
 def test_report_table_is_the_mean_and_std_of_the_runs(sweep_dir, tmp_path):
     d, _, _ = sweep_dir
-    table, files = write_report([d / "runs"], tmp_path / "rep")
+    table, files = write_report([d / "runs"], tmp_path / "rep", formats=("png",))
     vals = [json.loads((d / "runs" / f"cca-itq-toy-16b-s{s}" / "report.json").read_text())["results"]["t2i"]["mAP@all"]
             for s in (0, 1)]
     mean, std, n = table.stat(("toy", "t2i", "cca-itq", 16, "mAP@all"))
@@ -110,7 +110,7 @@ def test_report_cli(sweep_dir, tmp_path, capsys):
 
 def test_killed_sweep_run_resumes_to_the_same_codes(tmp_path, monkeypatch):
     sw = {"name": "k", "datasets": [{"name": "toy", "params": TOY}],
-          "methods": [{"method": "ugach", "overrides": UGACH_TINY}], "bits": [16], "seeds": [0]}
+          "methods": [{"method": "ugach", "label": "ugach", "overrides": UGACH_TINY}], "bits": [16], "seeds": [0]}
     (tmp_path / "k.yaml").write_text(yaml.safe_dump(sw))
     ref = run_sweep(tmp_path / "k.yaml", out=tmp_path / "ref", log=lambda *_: None)
     assert ref["done"] == 1
@@ -173,16 +173,17 @@ def test_wandb_run_logs_config_epochs_table_image_and_artifact(offline_wandb):
     w = read_wandb_offline(run)
     assert w["group"] == "g-test" and w["name"] == run.name
     assert w["config"]["method"] == "ugach" and w["config"]["bits"] == 16
-    assert w["config"]["config"]["hidden"] == 32 and w["config"]["environment"]["torch"]
+    assert w["config"]["hidden"] == 32 and w["config"]["environment"]["torch"]  # hyper-parameters flat
     assert w["config"]["split_hash"] == json.loads((run / "run.json").read_text())["split_hash"]
     epochs = [h for h in w["history"] if "val/i2t/mAP@all" in h]
     assert len(epochs) == 4 and all("loss_d" in h for h in epochs)  # pre-training + 3 adversarial epochs
     report = json.loads((run / "report.json").read_text())
     assert w["summary"]["t2i/mAP@all"] == pytest.approx(report["results"]["t2i"]["mAP@all"])
     logged = set().union(*w["history"])
-    assert {"results/_type", "pr_curve/_type"} <= logged
+    assert {"results/_type", "pr_image/_type", "pr_curve_table/_type"} <= logged
     assert any(h.get("results/_type") == "table-file" for h in w["history"])
-    assert any(h.get("pr_curve/_type") == "image-file" for h in w["history"])
+    assert any(h.get("pr_image/_type") == "image-file" for h in w["history"])
+    assert w["charts"]["pr_curve"]["fieldSettings"] == {"x": "recall", "y": "precision", "stroke": "series"}
     assert [a["type"] for a in w["artifacts"]].count("model") == 1
 
 

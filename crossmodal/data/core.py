@@ -303,6 +303,25 @@ class Split:
         return cls(train, validation, query, database, seed=seed, protocol=protocol)
 
 
+def carve_validation(side, seed: int, fraction: float | None = None, count: int | None = None):
+    """``(train, validation)`` index arrays: ``count`` items (or ``fraction`` of them, rounded) of
+    ``side`` drawn with ``seed`` for validation, the rest for training. ``side``: (N,) int."""
+    side = np.sort(np.asarray(side, dtype=np.int64))
+    if count is None:
+        try:
+            fraction = float(fraction)
+        except (TypeError, ValueError):
+            raise DataError(f"validation_fraction must be a number in [0, 1), got {fraction!r}") from None
+        if not 0.0 <= fraction < 1.0:
+            raise DataError(f"validation_fraction must be in [0, 1), got {fraction:g}; 0 trains on every training pair")
+        count = int(round(fraction * len(side)))
+    if int(count) != count or not 0 <= count < len(side):
+        raise DataError(f"validation size must be a whole number in 0..{len(side) - 1}, got {count!r}")
+    rng = np.random.default_rng(seed)
+    validation = np.sort(rng.choice(side, size=int(count), replace=False))
+    return np.setdiff1d(side, validation), validation
+
+
 @dataclass
 class Dataset:
     """A :class:`PairedData` with its :class:`Split` and the extras a source ships
@@ -313,9 +332,24 @@ class Dataset:
     name: str = "custom"
     featurizers: dict = field(default_factory=dict)
     extras: dict = field(default_factory=dict)
+    root: str | None = None  # resolved path the data was read from (recorded in run.json)
+    notes: list = field(default_factory=list)  # protocol remarks shown to the user and kept in run.json
 
     def __post_init__(self) -> None:
         self.split.check(self.data.n)
+
+    def with_validation_fraction(self, fraction: float, seed: int) -> "Dataset":
+        """Re-carve ``validation`` as ``fraction`` of the training side (``train`` + ``validation``),
+        drawn with ``seed``; the rest trains. ``fraction=0`` trains on every training pair and
+        leaves no validation set (model selection is then off, and the report says so)."""
+        s = self.split
+        side = np.union1d(s.train, s.validation)
+        train, validation = carve_validation(side, seed, fraction=fraction)
+        self.split = Split(train, validation, s.query, s.database, seed=seed,
+                           protocol=f"{s.protocol}+vf{float(fraction):g}")
+        self.notes.append(f"validation_fraction={float(fraction):g}: {len(validation)} of the {len(side)} "
+                          f"training-side items held out for model selection, {len(train)} train")
+        return self
 
     def part(self, name: str) -> PairedData:
         return self.data.subset(getattr(self.split, name))
@@ -517,7 +551,9 @@ def load_dataset(path: str | os.PathLike, mmap: bool = True) -> Dataset:
 
     path = Path(path)
     if not (path / "meta.json").is_file():
-        raise DataError(f"{path}: not a crossmodal dataset folder (no meta.json); create one with save_dataset or `crossmodal datasets prepare`")
+        from crossmodal.data.files import NOT_A_DATASET_HINT
+
+        raise DataError(f"{path}: not a crossmodal dataset folder (no meta.json); {NOT_A_DATASET_HINT}")
     try:
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     except (ValueError, OSError) as exc:
@@ -589,7 +625,8 @@ def load_dataset(path: str | os.PathLike, mmap: bool = True) -> Dataset:
         raise DataError(f"{path / 'meta.json'}: featurizers must be an object; the folder is damaged")
     featurizers = {k: featurizer_from_dict(v, where=f"{path / 'meta.json'}: featurizers.{k}") for k, v in feats.items()}
     try:
-        return Dataset(data=data, split=split, name=str(meta.get("name", path.name)), featurizers=featurizers, extras=extras)
+        return Dataset(data=data, split=split, name=str(meta.get("name", path.name)), featurizers=featurizers,
+                       extras=extras, root=str(path.resolve()))
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
 

@@ -123,7 +123,8 @@ def load_cifar10(root: str | os.PathLike | None, seed: int = 0, protocol: str = 
                             "label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]})
     split = Split(train, validation, query, database, seed=seed, protocol=f"cifar10-{protocol}")
     pixels = X.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return Dataset(data=data, split=split, name="cifar10", extras={"pixels": np.ascontiguousarray(pixels)})
+    return Dataset(data=data, split=split, name="cifar10", extras={"pixels": np.ascontiguousarray(pixels)},
+                   root=str(root.resolve()))
 
 
 def parse_image_list(path: str | os.PathLike, n_classes: int | None = None) -> tuple[list[str], np.ndarray]:

@@ -4,13 +4,15 @@ MATLAB stores matrices column-major; h5py therefore returns a v7.3 matrix transp
 (a 20015x1386 MATLAB matrix reads as 1386x20015). :func:`read_mat` transposes every 2-D
 array of a v7.3 file back, so both versions give the MATLAB shape.
 
-Key schemes understood by :func:`paired_from_mat`:
+Key schemes understood by :func:`paired_from_mat` (see :mod:`crossmodal.data.files`):
 
 * ``I_tr, T_tr, L_tr, I_te, T_te, L_te`` -- train/test blocks (labels optional);
 * ``XAll, YAll, LAll`` -- all items in one block (the community MIRFlickr / NUS-WIDE files),
-  possibly spread over several files.
+  possibly spread over several files;
+* ``image, text, labels``.
 
-Labels may be class numbers (N or Nx1) or multi-hot (NxC).
+Labels may be class numbers (N or Nx1) or multi-hot (NxC). Variables no scheme reads are named
+in ``meta["unused_variables"]``.
 """
 
 from __future__ import annotations
@@ -22,12 +24,6 @@ import numpy as np
 
 from crossmodal.data.core import PairedData, labels_from_classes
 from crossmodal.errors import DataError
-
-SCHEMES = {
-    "train/test": ("I_tr", "T_tr", "I_te", "T_te"),
-    "all": ("XAll", "YAll"),
-}
-
 
 def read_mat(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """All numeric arrays of a ``.mat`` file, v5 or v7.3, in MATLAB's (rows, cols) shape."""
@@ -78,71 +74,19 @@ def _labels(arr: np.ndarray | None, n: int, key: str) -> np.ndarray | None:
     raise DataError(f"{key}: labels of shape {a.shape} are neither class numbers nor multi-hot 0/1 for {n} items")
 
 
-def _fix_orientation(arrays: dict[str, np.ndarray], keys: list[str]) -> None:
-    """Transpose matrices stored items-last when the other keys say how many items there are."""
-    counts = {}
-    for k in keys:
-        a = arrays[k]
-        if a.ndim != 2:
-            raise DataError(f"{k}: expected a 2-D matrix, got shape {a.shape}")
-        counts[k] = a.shape
-    rows = [s[0] for s in counts.values()]
-    n = max(set(rows), key=rows.count)
-    for k, (r, c) in counts.items():
-        if r != n and c == n:
-            arrays[k] = arrays[k].T
-
-
 def paired_from_mat(*paths: str | os.PathLike, source: str = "mat") -> tuple[PairedData, dict]:
     """Build :class:`PairedData` from one or more ``.mat`` files.
 
     Returns ``(data, info)`` where ``info["n_train"]`` is set for the train/test scheme
-    (items ``[0, n_train)`` came from the ``*_tr`` block, the rest from ``*_te``).
+    (items ``[0, n_train)`` came from the ``*_tr`` block, the rest from ``*_te``) and
+    ``info["unused"]`` names the variables no scheme read (also in ``data.meta``).
     """
+    from crossmodal.data.files import paired_from_arrays
+
     arrays: dict[str, np.ndarray] = {}
     for p in paths:
         arrays.update(read_mat(p))
-    names = ", ".join(sorted(arrays)) or "none"
-    if all(k in arrays for k in SCHEMES["train/test"]):
-        keys = ["I_tr", "T_tr", "I_te", "T_te"]
-        for k in keys:
-            if arrays[k].ndim != 2:
-                raise DataError(f"{k}: expected a 2-D matrix, got shape {arrays[k].shape}")
-        for a, b in (("I_tr", "T_tr"), ("I_te", "T_te")):
-            if arrays[a].shape[0] != arrays[b].shape[0]:
-                if arrays[a].shape[0] == arrays[b].shape[1]:
-                    arrays[b] = arrays[b].T
-                elif arrays[a].shape[1] == arrays[b].shape[0]:
-                    arrays[a] = arrays[a].T
-        if arrays["I_tr"].shape[1] != arrays["I_te"].shape[1] or arrays["T_tr"].shape[1] != arrays["T_te"].shape[1]:
-            raise DataError(f"{paths[0]}: train and test blocks have different feature dimensions; the file is inconsistent")
-        n_tr = arrays["I_tr"].shape[0]
-        image = np.concatenate([arrays["I_tr"], arrays["I_te"]]).astype(np.float32)
-        text = np.concatenate([arrays["T_tr"], arrays["T_te"]]).astype(np.float32)
-        labels = None
-        if "L_tr" in arrays and "L_te" in arrays:
-            ltr = _labels(arrays["L_tr"], n_tr, "L_tr")
-            lte = _labels(arrays["L_te"], arrays["I_te"].shape[0], "L_te")
-            if ltr.shape[1] != lte.shape[1]:
-                raise DataError("L_tr and L_te have different numbers of classes; give labels over the same classes")
-            labels = np.concatenate([ltr, lte])
-        data = PairedData(image=image, text=text, labels=labels, meta={"source": source, "scheme": "train/test"})
-        return data, {"n_train": n_tr}
-    if all(k in arrays for k in SCHEMES["all"]):
-        keys = ["XAll", "YAll"]
-        _fix_orientation(arrays, keys)
-        n = arrays["XAll"].shape[0]
-        if arrays["YAll"].shape[0] != n:
-            raise DataError(f"XAll has {n} rows but YAll has {arrays['YAll'].shape[0]}; the files come from different datasets")
-        labels = _labels(arrays.get("LAll"), n, "LAll")
-        data = PairedData(
-            image=arrays["XAll"].astype(np.float32),
-            text=arrays["YAll"].astype(np.float32),
-            labels=labels,
-            meta={"source": source, "scheme": "all"},
-        )
-        return data, {}
-    raise DataError(
-        f"{', '.join(str(p) for p in paths)}: unknown keys ({names}); expected I_tr/T_tr/I_te/T_te[/L_tr/L_te] "
-        "or XAll/YAll[/LAll] -- rename the variables or pass the right files"
-    )
+    data, info = paired_from_arrays(arrays, ", ".join(str(p) for p in paths), source=source)
+    if info["n_train"] is None:
+        info.pop("n_train")
+    return data, info

@@ -1,6 +1,7 @@
 """From a raw dataset or the community ``.mat`` files to a canonical dataset folder.
 
-``prepare(name, root, out, ...)`` (``crossmodal datasets prepare`` / ``python -m data_prep.NAME``):
+``prepare(name, root, out, ...)`` (``crossmodal datasets prepare`` / ``python -m data_prep.NAME``;
+``datasets prepare mat`` reads any paired file through :mod:`crossmodal.data.files`):
 
 1. ``root`` may be an archive (``.zip``, ``.tar[.gz]``): it is extracted beside ``out``, and an
    entry that would land outside that folder (``../x``, an absolute path, a link) is refused.
@@ -148,7 +149,8 @@ def get_spec(name: str) -> SourceSpec:
 
         close = difflib.get_close_matches(name, list(specs), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise DataError(f"no preparable dataset {name!r}{hint} known: {', '.join(specs)}")
+        raise DataError(f"no preparable dataset {name!r}{hint} known: {', '.join(specs)}; also imagelist (image-only, "
+                        "from 'path label-vector' lists) and mat (any paired .mat/.npz file or .npy folder: --root FILE)")
     return specs[name]
 
 
@@ -330,7 +332,7 @@ def load_source(name: str, root: str | os.PathLike | None, seed: int = 0, protoc
     data = PairedData(image=c["image"], text=c["text"], labels=c["labels"],
                       meta={"source": spec.name, "mode": "community", "root": str(root.resolve())})
     split = spec.split(data.n, seed=seed, protocol=protocol, **sizes)
-    return Dataset(data=data, split=split, name=spec.name)
+    return Dataset(data=data, split=split, name=spec.name, root=str(root.resolve()))
 
 
 # --------------------------------------------------------------------------- chunked writer

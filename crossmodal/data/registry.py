@@ -18,15 +18,17 @@ class Source:
     description: str
     loader: Callable[..., Dataset]
     needs_files: bool
+    params: tuple = ()  # keys the loader reads; validation_fraction is accepted by every source
 
 
-def _toy(root=None, seed: int = 0, n: int = 2000, n_query: int = 200, **_):
+def _toy(root=None, seed: int = 0, n: int = 2000, n_query: int = 200, n_validation=None):
     from crossmodal.data.toy import make_toy
 
-    return make_toy(n=int(n), seed=int(seed), n_query=int(n_query))
+    return make_toy(n=int(n), seed=int(seed), n_query=int(n_query),
+                    n_validation=None if n_validation is None else int(n_validation))
 
 
-def _wiki(root=None, seed: int = 0, **_):
+def _wiki(root=None, seed: int = 0):
     from crossmodal.data.wiki import load_wiki
 
     return load_wiki(root, seed=int(seed))
@@ -34,7 +36,7 @@ def _wiki(root=None, seed: int = 0, **_):
 
 def _benchmark(name):
     def load(root=None, seed: int = 0, protocol=None, n_query=None, n_train=None, n_validation=None,
-             strict_counts=True, **_):
+             strict_counts=True):
         from crossmodal.data.prepare import load_source
 
         return load_source(name, root, seed=int(seed), protocol=protocol, n_query=n_query, n_train=n_train,
@@ -42,24 +44,29 @@ def _benchmark(name):
     return load
 
 
-def _digits(root=None, seed: int = 0, n_query: int = 500, n_validation: int = 100, **_):
+def _digits(root=None, seed: int = 0, n_query: int = 500, n_validation: int = 100):
     from crossmodal.data.images import load_digits_dataset
 
     return load_digits_dataset(seed=int(seed), n_query=int(n_query), n_validation=int(n_validation))
 
 
-def _cifar10(root=None, seed: int = 0, protocol: str = "1k", strict_counts: bool = True, **_):
+def _cifar10(root=None, seed: int = 0, protocol: str = "1k", strict_counts: bool = True):
     from crossmodal.data.images import load_cifar10
 
     return load_cifar10(root, seed=int(seed), protocol=protocol or "1k", strict_counts=strict_counts)
 
 
+BENCHMARK_PARAMS = ("protocol", "n_query", "n_train", "n_validation", "strict_counts")
 SOURCES: dict[str, Source] = {
-    "toy": Source("toy", "rendered shapes with captions, generated from a seed (no files; the demo's data)", _toy, False),
+    "toy": Source("toy", "rendered shapes with captions, generated from a seed (no files; the demo's data)", _toy, False,
+                  ("n", "n_query", "n_validation")),
     "wiki": Source("wiki", "Wikipedia cross-modal: 2,866 pairs, 128-d SIFT BoVW / 10-d LDA, 10 classes (needs --data-root)", _wiki, True),
-    "digits": Source("digits", "image-only: scikit-learn's 1,797 8x8 handwritten digits, 10 classes (bundled, offline)", _digits, False),
-    "cifar10": Source("cifar10", "image-only: CIFAR-10 python batches, protocols 1k / 10k (needs --data-root)", _cifar10, True),
+    "digits": Source("digits", "image-only: scikit-learn's 1,797 8x8 handwritten digits, 10 classes (bundled, offline)", _digits, False,
+                     ("n_query", "n_validation")),
+    "cifar10": Source("cifar10", "image-only: CIFAR-10 python batches, protocols 1k / 10k (needs --data-root)", _cifar10, True,
+                      ("protocol", "strict_counts")),
 }
+PATH_PARAMS = ("protocol", "n_query", "n_train", "n_validation")
 
 
 def _register_benchmarks() -> None:
@@ -67,19 +74,67 @@ def _register_benchmarks() -> None:
 
     for name, spec in _sources().items():
         SOURCES[name] = Source(name, spec.title + " (--data-root: community .mat files or a prepared folder)",
-                               _benchmark(name), True)
+                               _benchmark(name), True, BENCHMARK_PARAMS)
 
 
 _register_benchmarks()
 
 
+def _check_params(where: str, params: dict, known: tuple) -> None:
+    unknown = sorted(set(params) - set(known) - {"validation_fraction"})
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], list(known) + ["validation_fraction"], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise DataError(f"{where}: unknown dataset parameter {unknown[0]!r}{hint} known: "
+                        f"{', '.join(list(known) + ['validation_fraction'])}")
+
+
+def describe_routes() -> str:
+    """Every way ``--dataset`` can name data (for error messages)."""
+    return (f"known names: {', '.join(SOURCES)}; or a path: a canonical dataset folder (meta.json), "
+            "a paired .mat / .npz file (I_tr/T_tr/I_te/T_te[/L_tr/L_te], XAll/YAll[/LAll] or image/text[/labels]), "
+            "or a folder of such .npy/.npz files (`crossmodal datasets prepare NAME|mat|imagelist --out DIR` writes "
+            "a canonical folder)")
+
+
 def get_dataset(name: str, root: str | os.PathLike | None = None, seed: int = 0, **params) -> Dataset:
-    """Load a dataset by registry name, or from a canonical dataset folder given as a path."""
+    """Load a dataset by registry name, or from a path: a canonical dataset folder, a paired
+    ``.mat`` / ``.npz`` file, or a folder of ``.npy`` / ``.npz`` feature files.
+
+    ``params`` are the source's keys (``Source.params``; a key a source does not read is an
+    error) plus ``validation_fraction`` for every source: the share of the training side held
+    out for model selection (0 trains on every training pair).
+    """
+    from crossmodal.data.files import is_paired_path, load_paired_path
+
+    params = {k: v for k, v in params.items() if v is not None}
+    vf = params.pop("validation_fraction", None)
     if name in SOURCES:
-        return SOURCES[name].loader(root=root, seed=seed, **params)
+        src = SOURCES[name]
+        _check_params(f"dataset {name}", params, src.params)
+        ds = src.loader(root=root, seed=seed, **params)
+        if vf is not None:
+            ds.with_validation_fraction(vf, seed)
+        return ds
     p = Path(name)
-    if p.is_dir():
-        return load_dataset(p)
+    if p.exists() and root is not None:
+        raise DataError(f"--data-root {root} does nothing with --dataset {name} (a path); drop one of them")
+    if p.is_dir() and (p / "meta.json").is_file():
+        _check_params(f"dataset folder {p}", params, ())
+        ds = load_dataset(p)
+        if vf is not None:
+            ds.with_validation_fraction(vf, seed)
+        elif int(seed) != ds.split.seed:
+            ds.notes.append(f"{p.name} has a fixed split ({ds.split.protocol}, seed {ds.split.seed}); --seed {seed} "
+                            "seeds the model only (give validation_fraction to redraw the validation set with it)")
+        return ds
+    if p.exists() and is_paired_path(p):
+        _check_params(f"dataset {p}", params, PATH_PARAMS)
+        return load_paired_path(p, seed=int(seed), validation_fraction=vf, **params)
+    if p.exists():
+        raise DataError(f"{name}: not a dataset; {describe_routes()}")
     close = difflib.get_close_matches(name, list(SOURCES), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise DataError(f"unknown dataset {name!r}{hint} known: {', '.join(SOURCES)}, or a path to a dataset folder")
+    hint = f" did you mean {close[0]!r}?" if close else ""
+    raise DataError(f"unknown dataset {name!r} (no such name or path);{hint} {describe_routes()}")

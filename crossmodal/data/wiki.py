@@ -82,11 +82,11 @@ def load_wiki(root: str | os.PathLike | None = None, seed: int = 0, validation_f
         image_features="SIFT BoVW 128-d",
         text_features="LDA 10-d",
         citation=CITATION,
-        root=str(root),
+        root=str(root.resolve()),
     )
     rng = np.random.default_rng(seed)
     side = np.arange(n_tr)
     validation = np.sort(rng.choice(side, size=int(round(validation_fraction * n_tr)), replace=False))
     train = np.setdiff1d(side, validation)
     split = Split(train=train, validation=validation, query=np.arange(n_tr, data.n), database=side, seed=seed, protocol="wiki-standard")
-    return Dataset(data=data, split=split, name="wiki")
+    return Dataset(data=data, split=split, name="wiki", root=str(root.resolve()))

@@ -77,6 +77,7 @@ class Report:
         if m.get("n_query_without_relevant"):
             lines += ["", f"Note: {m['n_query_without_relevant']} of {m.get('n_query')} queries share no label with "
                           "any database item; they score AP 0 and are counted."]
+        lines += [f"Note: {n}" for n in m.get("notes", [])]
         conv = {**CONVENTIONS, "database codes": m.get("database_codes") or "per-modality"}
         if m.get("model_selection"):
             conv["model selection"] = m["model_selection"]
@@ -205,7 +206,7 @@ def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = 
             results[d] = evaluate_ranking(hasher.paper_ranking(q.image, db.image), q.labels, db.labels, ks=ks, norm=norm)
             continue
         results[d] = evaluate_codes(get("q", q, qm), get("db", db, dm), q.labels, db.labels, hasher.bits, ks=ks, norm=norm,
-                                    device=eval_device(hasher))
+                                    device=eval_device(hasher), graded_curves=True)
     meta = {
         "method": hasher.name,
         "dataset": dataset.name,

@@ -10,8 +10,8 @@ turn those into the item's 0-based rank ``pos = below[d] + place`` and its 1-bas
 among the relevant items ``m = rel_below[d] + rel_place + 1``, the precision ``m / (pos + 1)``
 that AP@all averages: the stable tie-break by index, without a sort.
 
-``numba`` is a dependency of crossmodal, yet imported defensively; :func:`available` says whether the kernel can
-be used, and :mod:`crossmodal.retrieval.metrics` falls back to its NumPy path otherwise.
+``numba`` is a dependency of crossmodal, yet imported defensively; :func:`available` says
+whether the kernel can be used, and :mod:`crossmodal.retrieval.metrics` falls back to its NumPy path otherwise.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ Conventions (every report states them, see :data:`CONVENTIONS`):
 * NDCG@k (curve): graded relevance = shared labels, gain 2^r - 1; recall@k (curve): averaged
   over queries with a relevant item (:func:`ranking_curves`).
 
-Speed, CPU: with numba (a dependency; the NumPy kernel is the fallback where it cannot import), a compiled counting pass per query: distances
+Speed, CPU: with numba (a dependency; NumPy is the fallback where it cannot import), a
+compiled counting pass per query: distances
 and relevance item by item, items per distance level, and each relevant item's rank from the
 level offsets plus its place within its level (``crossmodal/retrieval/_kernels.py``): no
 sort at all. Without numba (NumPy; no argsort, no gather): each query batch builds one

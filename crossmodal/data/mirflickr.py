@@ -87,8 +87,9 @@ SPEC = SourceSpec(
         # unsupervised cross-modal protocol (DJSRH / UCCH family): 2,000 queries, rest database,
         # 5,000 training pairs from the database
         "unsupervised": {"query": 2000, "train": 5000, "validation": 500},
-        # UGACH: 5% queries (about 1,000) and the 15,000-pair training graph of its code
-        "ugach": {"query": 1000, "train": 15000, "validation": 500},
+        # UGACH's official split: 2,000 queries, the other 18,015 pairs as database, 15,000 of
+        # them the training graph of its code
+        "ugach": {"query": 2000, "train": 15000, "validation": 500},
     },
     default_protocol="unsupervised",
     parse_raw=parse_raw,

@@ -93,8 +93,9 @@ def _spec(top: int, items: int) -> SourceSpec:
         expected={"items": items, "labels": top, "text_dim": 1000},
         protocols={
             "unsupervised": {"query": 2100, "train": 5000, "validation": 500},
-            # UGACH: 1% queries and the 15,000-pair training graph of its code
-            "ugach": {"query": round(items * 0.01), "train": 15000, "validation": 500},
+            # UGACH's official split: 1% queries rounded down (tc10: 1,865 queries, 184,712
+            # database) and the 15,000-pair training graph of its code
+            "ugach": {"query": items // 100, "train": 15000, "validation": 500},
         },
         default_protocol="unsupervised",
         parse_raw=partial(parse_raw, top=top),

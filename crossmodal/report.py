@@ -27,6 +27,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -269,7 +270,8 @@ class ResultTable:
         sel = defaultdict(set)
         for r in self.runs:
             if r.dataset == ds and r.model_selection:
-                sel[r.model_selection].add(r.label)
+                rule = re.sub(r"epoch \(\d+\)|epochs? \d+", "epoch chosen per run", r.model_selection)
+                sel[rule].add(r.label)
         if len(sel) == 1:
             notes.append(f"Model selection: {next(iter(sel))}.")
         for text, labs in sorted(sel.items()) if len(sel) > 1 else ():

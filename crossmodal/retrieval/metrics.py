@@ -322,18 +322,17 @@ def _batch_metrics(st: dict, p: _Plan, harmonic: np.ndarray, radius: int, norm: 
 
 
 def _torch_device(device):
-    """``None`` / "numpy" -> None (the NumPy path); anything else -> a torch device."""
+    """``None`` / "numpy" -> None (the NumPy path); anything else -> a torch device
+    (:func:`crossmodal.engine.resolve_device`, its error re-raised as a DataError)."""
     if device is None or (isinstance(device, str) and device in ("numpy", "")):
         return None
-    import torch
+    from crossmodal.engine import resolve_device
+    from crossmodal.errors import CrossmodalError
 
     try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise DataError(f"evaluate_codes: unknown device {device!r}; use None (NumPy), cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DataError(f"evaluate_codes: device {device!r} asked for but CUDA is not available; use device=None")
-    return dev
+        return resolve_device(device)
+    except CrossmodalError as exc:
+        raise DataError(f"evaluate_codes: {exc} (device=None ranks with NumPy)") from None
 
 
 def evaluate_codes(

@@ -253,9 +253,12 @@ def add_prepare_arguments(p: argparse.ArgumentParser, name: str | None = None) -
                                     "or folder of .npy/.npz features: --root FILE)")
     p.add_argument("--root", required=True, help="the raw dataset folder, an archive of it, or the folder of community .mat files")
     p.add_argument("--out", required=True, help="the dataset folder to write (must not exist, unless --overwrite)")
-    p.add_argument("--image-features", default=None, choices=("community", "vgg19", "clip", "hf"),
+    p.add_argument("--image-features", default=None, choices=("community", "vgg19", "clip", "hf", "pixels"),
                    help="community: the file's XAll (default when present); vgg19: fc7, needs torchvision; "
-                        "clip / hf: a transformers model (default for raw images: clip)")
+                        "clip / hf: a transformers model (default for raw images: clip); pixels: the raw images "
+                        "resized to --pixel-size, for the methods' mode end2end")
+    p.add_argument("--pixel-size", type=int, default=224,
+                   help="pixels: side of the stored images (default 224; 602 KB a row)")
     p.add_argument("--text-features", default=None, choices=("bow", "clip", "hf"),
                    help="bow: the source's standard tag/word vocabulary (default); clip / hf: a transformers text encoder")
     p.add_argument("--image-model", default=None, help="local folder or cached hub name of the image model (vgg19: a .pth file)")
@@ -301,14 +304,14 @@ def run_prepare(args, name: str | None = None) -> int:
                             image_features=args.image_features, image_model=args.image_model,
                             n_validation=args.n_validation if args.n_validation is not None else 500, seed=args.seed,
                             device=args.device, batch_size=args.batch_size, allow_download=args.allow_download,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, pixel_size=args.pixel_size)
         return 0
     prepare(name or args.name, args.root, args.out, image_features=args.image_features,
             text_features=args.text_features, image_model=args.image_model, text_model=args.text_model,
             protocol=args.protocol, seed=args.seed, n_query=args.n_query, n_train=args.n_train,
             n_validation=args.n_validation, min_count=args.min_tag_count, device=args.device,
             batch_size=args.batch_size, allow_download=args.allow_download,
-            strict_counts=not args.allow_count_mismatch, overwrite=args.overwrite)
+            strict_counts=not args.allow_count_mismatch, overwrite=args.overwrite, pixel_size=args.pixel_size)
     return 0
 
 

@@ -24,6 +24,9 @@ TINY = {
     "ucch": dict(hidden=[32], hidden_text=[32], epochs=3, batch_size=64, lr=1e-3, n_negatives=64),
 }
 
+# end-to-end: the toy rows are 16 x 16 RGB pixels in HWC order; a tiny conv backbone + fc_encode
+E2E = dict(mode="end2end", image_shape=[3, 16, 16], image_layout="hwc", backbone="tiny", hidden=[])
+
 
 def _norm(a):
     return a / np.linalg.norm(a, axis=1, keepdims=True)
@@ -167,20 +170,29 @@ def test_ucch_memory_update_arithmetic(toy_small):
 # ------------------------------------------------------------------ training
 
 
+@pytest.mark.parametrize("mode", ("features", "end2end"))
 @pytest.mark.parametrize("name", METHODS)
-def test_steps_on_a_fixed_batch_lower_the_loss(name, toy_small):
-    h = get_method(name)(16, seed=0, **{**TINY[name], "dropout": 0.0}, progress=False)
-    h._setup(toy_small.part("train"))
+def test_steps_on_a_fixed_batch_lower_the_loss(name, mode, toy_small):
+    # end2end: a conv backbone from scratch moves slower; UCCH's loss is noisy (fresh negatives each step)
+    extra, steps = (dict(E2E, lr=3e-3), 30) if mode == "end2end" else ({}, 15)
+    h = get_method(name)(16, seed=0, **{**TINY[name], "dropout": 0.0, **extra}, progress=False)
+    train = toy_small.part("train")
+    h._setup(train)
     h.epoch = 3
     idx = torch.arange(64)
-    losses = [h._train_step(idx, h.X["image"][idx], h.X["text"][idx])["loss"] for _ in range(15)]
-    assert losses[-1] < 0.9 * losses[0] if losses[0] > 0 else losses[-1] < losses[0] - 0.05, losses
+    xi = torch.as_tensor(train.image[:64]) if mode == "end2end" else h.X["image"][idx]
+    losses = [h._train_step(idx, xi, h.X["text"][idx])["loss"] for _ in range(steps)]
+    last = float(np.mean(losses[-3:]))
+    assert last < 0.9 * losses[0] if losses[0] > 0 else last < losses[0] - 0.05, losses
 
 
+@pytest.mark.parametrize("mode", ("features", "end2end"))
 @pytest.mark.parametrize("name", METHODS)
-def test_same_seed_same_codes_save_load_and_resume(name, toy_small, tmp_path):
+def test_same_seed_same_codes_save_load_and_resume(name, mode, toy_small, tmp_path):
+    extra = E2E if mode == "end2end" else {}
+
     def fit(seed, ck=None, tracker=None):
-        h = get_method(name)(16, seed=seed, **TINY[name], progress=False)
+        h = get_method(name)(16, seed=seed, **{**TINY[name], **extra}, progress=False)
         h.checkpoint_dir = ck
         return h.fit(toy_small.part("train"), valid=validation_set(toy_small), tracker=tracker)
 
@@ -208,6 +220,49 @@ def test_same_seed_same_codes_save_load_and_resume(name, toy_small, tmp_path):
     assert np.array_equal(full.encode_text(q.text_dense()), resumed.encode_text(q.text_dense()))
 
 
+def test_end2end_tower_reads_both_layouts_and_similarity_uses_initial_backbone(toy_small):
+    from crossmodal.methods.deep import BackboneTower
+
+    train = toy_small.part("train")
+    h = get_method("djsrh")(16, seed=0, **{**TINY["djsrh"], **E2E}, progress=False)
+    h._setup(train)
+    tower = h.towers["image"]
+    assert isinstance(tower, BackboneTower)
+    hwc = torch.as_tensor(train.image[:5])
+    img = hwc.reshape(5, 16, 16, 3).permute(0, 3, 1, 2)  # (B, C, H, W) by hand
+    torch.testing.assert_close(tower.images(hwc), img)
+    chw = img.reshape(5, -1)  # the same images flattened in CHW order
+    tower.layout = "chw"
+    torch.testing.assert_close(tower.images(chw), img)
+    tower.layout = "hwc"
+    with torch.no_grad():  # F["image"]: the untrained backbone's features, L2-normalised
+        want = torch.nn.functional.normalize(tower.eval().backbone(img), dim=1)
+    torch.testing.assert_close(h.F["image"][:5], want, rtol=1e-5, atol=1e-6)
+    assert h.F["image"].shape == (train.n, 32)  # the tiny backbone's 32-d output
+    before = [p.detach().clone() for p in tower.backbone.parameters()]
+    h.towers.train()
+    h._train_step(torch.arange(64), torch.as_tensor(train.image[:64]), h.X["text"][:64])
+    assert any(not torch.equal(a, b) for a, b in zip(before, tower.backbone.parameters()))  # trained end to end
+
+
+def test_end2end_bad_shapes_are_one_line_errors(toy_small):
+    from crossmodal.errors import ConfigError, DataError
+
+    with pytest.raises(ConfigError, match="image_shape"):
+        get_method("ucch")(16, mode="end2end")
+    h = get_method("ucch")(16, **{**E2E, "image_shape": [3, 8, 8]}, progress=False)
+    with pytest.raises(DataError, match="192 values but the image rows have 768"):
+        h.fit(toy_small.part("train"))
+
+
+def test_alexnet_backbone_is_cut_after_fc7():
+    pytest.importorskip("torchvision", exc_type=ImportError)
+    from crossmodal.methods.unimodal.base import build_backbone
+
+    net, dim = build_backbone("alexnet", 3)
+    assert dim == 4096 and net(torch.rand(2, 3, 224, 224)).shape == (2, 4096)
+
+
 @pytest.mark.parametrize("name", METHODS)
 def test_cli_train_on_toy(name, tmp_path, capsys):
     from crossmodal.cli import main
@@ -230,3 +285,64 @@ def test_configs_load_for_every_dataset():
             for ds in ("toy", "wiki", "mirflickr25k", "nuswide-tc10"):
                 cfg, _ = load_config(preset_path(name, None if preset == "paper" else preset), ds, name)
                 get_method(name)(16, **cfg)
+
+
+def test_prepare_pixels_then_train_end2end_and_query_by_image(tmp_path, capsys):
+    """The end-to-end path a user takes: raw images -> a pixels dataset -> train -> query."""
+    from PIL import Image
+
+    import fakes
+    from crossmodal.cli import main
+
+    fakes.make_mirflickr(tmp_path / "raw")
+    ds = tmp_path / "ds"
+    rc = main(["datasets", "prepare", "mirflickr25k", "--root", str(tmp_path / "raw"), "--out", str(ds),
+               "--image-features", "pixels", "--pixel-size", "16", "--query", "2", "--train", "0",
+               "--validation", "0", "--min-tag-count", "2", "--allow-count-mismatch"])
+    assert rc == 0, capsys.readouterr().err
+    image = np.load(ds / "image.npy")
+    with Image.open(tmp_path / "raw" / "mirflickr" / "im1.jpg") as im:  # the first kept pair
+        want = np.asarray(im.convert("RGB").resize((16, 16), Image.BILINEAR), np.float32).reshape(-1) / 255
+    assert image.shape == (7, 768)
+    np.testing.assert_allclose(image[0], want, atol=1e-6)
+    rc = main(["train", "djsrh", "--dataset", str(ds), "--bits", "16", "--out", str(tmp_path / "runs"),
+               "--tracker", "none", "mode=end2end", "image_shape=[3,16,16]", "image_layout=hwc", "hidden=[]",
+               "hidden_text=[8]", "epochs=2", "batch_size=4", "progress=false"])
+    assert rc == 0, capsys.readouterr().err
+    (run,) = list((tmp_path / "runs").iterdir())
+    assert json.loads((run / "run.json").read_text())["config"]["mode"] == "end2end"
+    capsys.readouterr()
+    rc = main(["query", str(run), "--image", str(tmp_path / "raw" / "mirflickr" / "im2.jpg"), "-k", "3"])
+    out = capsys.readouterr().out
+    assert rc == 0 and len([ln for ln in out.splitlines() if ln.strip()[:1].isdigit()]) == 3, out
+
+
+@pytest.mark.parametrize("frozen,changed", [(0, (True, True)), (1, (False, True)), (-1, (False, False))])
+def test_backbone_frozen_epochs(frozen, changed, toy_small):
+    """The backbone trains from epoch ``frozen + 1`` (never with -1); the head always trains."""
+    h = get_method("ucch")(16, seed=0, **{**TINY["ucch"], **E2E, "backbone_frozen_epochs": frozen,
+                                           "epochs": 2}, progress=False)
+    h._setup(toy_small.part("train"))
+    tower = h.towers["image"]
+    for epoch, want in zip((1, 2), changed):
+        bb = [p.detach().clone() for p in tower.backbone.parameters()]
+        head = [p.detach().clone() for p in tower.head.parameters()]
+        h._run_epoch(epoch)
+        assert any(not torch.equal(a, b) for a, b in zip(bb, tower.backbone.parameters())) == want
+        assert tower.backbone.training == want
+        assert any(not torch.equal(a, b) for a, b in zip(head, tower.head.parameters()))
+
+
+def test_end2end_with_a_local_transformers_backbone(tiny_clip, toy_small, tmp_path):
+    """``backbone: hf:PATH``: the CLIP vision tower from a local folder, fed at the processor's
+    size and normalisation; trains, saves and loads to the same codes."""
+    h = get_method("djsrh")(16, seed=0, **{**TINY["djsrh"], **E2E, "backbone": f"hf:{tiny_clip}",
+                                            "epochs": 1}, progress=False)
+    h.fit(toy_small.part("train"))
+    q = toy_small.part("query")
+    codes = h.encode_image(q.image)
+    assert codes.shape == (q.n, 2)  # 16 bits, packed
+    F = h.backbone_features(q.image)  # the CLIP vision tower's pooled output, at 32 x 32 from 16 x 16 rows
+    assert F.shape == (q.n, 16) and F.std(0).mean() > 1e-3
+    h.save(tmp_path / "m")
+    assert np.array_equal(load_hasher(tmp_path / "m").encode_image(q.image), codes)

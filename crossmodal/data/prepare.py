@@ -478,10 +478,12 @@ def prepare(name: str, root: str | os.PathLike, out: str | os.PathLike, image_fe
             n_validation: int | None = None, min_count: int | None = None, device: str = "auto",
             batch_size: int = 64, chunk: int = 1024, allow_download: bool = False, strict_counts: bool = True,
             overwrite: bool = False, progress: bool = True, log=print, image_featurizer=None,
-            text_featurizer=None) -> Path:
+            text_featurizer=None, pixel_size: int = 224) -> Path:
     """Build the canonical dataset folder ``out`` for source ``name`` from ``root``.
 
-    ``image_features``: ``None``/``"community"`` (the file's XAll), ``vgg19``, ``clip``, ``hf``;
+    ``image_features``: ``None``/``"community"`` (the file's XAll), ``vgg19``, ``clip``, ``hf``,
+    ``pixels`` (raw images at ``pixel_size`` x ``pixel_size``, (H, W, C) rows in [0, 1], the
+    input of ``mode: end2end``: 602 KB a row at 224);
     ``text_features``: ``None``/``"bow"`` (or the file's YAll), ``clip``, ``hf``. Ready-made
     featurizer objects may be passed instead (``image_featurizer=``, ``text_featurizer=``).
     Returns ``out``.
@@ -511,10 +513,10 @@ def prepare(name: str, root: str | os.PathLike, out: str | os.PathLike, image_fe
     def neural(modality, kind, model, given):
         if given is not None:
             return given
-        if kind in (None, "community", "bow", "pixels"):
+        if kind in (None, "community", "bow"):
             return None
         return make_featurizer(modality, kind, model=model, device=device, allow_download=allow_download,
-                               batch_size=batch_size)
+                               batch_size=batch_size, pixel_size=pixel_size)
 
     community = find_community_files(root)
     featurizers: dict = {}
@@ -654,7 +656,8 @@ def prepare_image_lists(root: str | os.PathLike, out: str | os.PathLike, query_l
                         train_list: str | None = None, name: str = "imagelist", image_features: str | None = None,
                         image_model: str | None = None, n_validation: int = 500, seed: int = 0,
                         device: str = "auto", batch_size: int = 64, chunk: int = 1024, allow_download: bool = False,
-                        overwrite: bool = False, progress: bool = True, log=print, image_featurizer=None) -> Path:
+                        overwrite: bool = False, progress: bool = True, log=print, image_featurizer=None,
+                        pixel_size: int = 224) -> Path:
     """An image-only dataset folder from ``path label-vector`` (or ``path class``) lists, the
     layout of the NUS-WIDE-21 / MS-COCO / FLICKR25K image-hashing releases and Clothing1M.
 
@@ -693,7 +696,8 @@ def prepare_image_lists(root: str | os.PathLike, out: str | os.PathLike, query_l
     if missing:
         raise DataError(f"image lists: {len(missing)} listed image(s) not found under {root}, e.g. {missing[0]}")
     img_f = image_featurizer or make_featurizer("image", image_features or "clip", model=image_model, device=device,
-                                                allow_download=allow_download, batch_size=batch_size)
+                                                allow_download=allow_download, batch_size=batch_size,
+                                                pixel_size=pixel_size)
     partial = out.parent / f".{out.name}.partial"
     partial.mkdir(parents=True, exist_ok=True)
     fp = _fingerprint(name, str(root.resolve()), list(index), img_f.to_dict())

@@ -111,10 +111,13 @@ class BowFeaturizer:
 
 
 class PixelFeaturizer:
-    """Raw pixels, average-pooled: ``transform((N, H, W, 3) uint8) -> (N, H/pool * W/pool * 3)``.
+    """Raw pixels, average-pooled: ``transform((N, H, W, 3) uint8) -> (N, H/pool * W/pool * 3)``
+    float32, flattened in (H, W, C) order (``image_layout: hwc`` for the end-to-end methods).
 
     Images of another size are resized (bilinear) to ``size`` x ``size`` first; values are
-    scaled to [0, 1].
+    scaled to [0, 1]. ``transform`` also takes a list of images of any sizes (arrays, PIL
+    images or file paths). With ``pool: 1`` the rows are the raw images that ``mode: end2end``
+    trains a backbone on (``crossmodal datasets prepare ... --image-features pixels``).
     """
 
     kind = "pixels"
@@ -128,12 +131,20 @@ class PixelFeaturizer:
     def dim(self) -> int:
         return (self.size // self.pool) ** 2 * 3
 
-    def transform(self, images: np.ndarray) -> np.ndarray:
-        x = np.asarray(images)
-        if x.ndim != 4 or x.shape[-1] != 3:
-            raise DataError(f"pixels featurizer: expected (N, H, W, 3) RGB images, got shape {x.shape}")
-        if x.shape[1:3] != (self.size, self.size):
-            x = np.stack([_resize(im, self.size) for im in x])
+    def transform(self, images) -> np.ndarray:
+        if isinstance(images, np.ndarray):
+            x = images
+            if x.ndim != 4 or x.shape[-1] != 3:
+                raise DataError(f"pixels featurizer: expected (N, H, W, 3) RGB images, got shape {x.shape}")
+            if x.shape[1:3] != (self.size, self.size):
+                x = np.stack([_resize(im, self.size) for im in x])
+        else:  # a list of images of any sizes: arrays, PIL images or paths
+            from crossmodal.features.models import _as_rgb_arrays
+
+            rgb = _as_rgb_arrays(images)
+            if not rgb:
+                return np.zeros((0, self.dim), np.float32)
+            x = np.stack([im if im.shape[:2] == (self.size, self.size) else _resize(im, self.size) for im in rgb])
         x = x.astype(np.float32) / 255.0
         n, s, p = x.shape[0], self.size, self.pool
         x = x.reshape(n, s // p, p, s // p, p, 3).mean(axis=(2, 4))
@@ -234,15 +245,20 @@ def embed_query(featurizer, value) -> np.ndarray:
 
 
 def make_featurizer(modality: str, spec: str, model: str | None = None, device: str = "auto",
-                    allow_download: bool = False, batch_size: int = 64):
-    """A neural featurizer from a command-line spec.
+                    allow_download: bool = False, batch_size: int = 64, pixel_size: int = 224):
+    """A featurizer from a command-line spec.
 
-    image: ``vgg19`` | ``clip`` | ``hf`` (any transformers vision model at ``model``);
+    image: ``vgg19`` | ``clip`` | ``hf`` (any transformers vision model at ``model``) |
+    ``pixels`` (the raw images resized to ``pixel_size`` x ``pixel_size``, for ``mode: end2end``);
     text: ``clip`` | ``hf`` (any transformers text encoder at ``model``). ``bow`` and
     ``community`` are handled by the dataset preparation, not here.
     """
     from crossmodal.features import models
 
+    if modality == "image" and spec == "pixels":
+        if not 8 <= int(pixel_size) <= 1024:
+            raise DataError(f"--pixel-size {pixel_size}: must be between 8 and 1024")
+        return PixelFeaturizer(size=int(pixel_size), pool=1)
     if modality == "image" and spec == "vgg19":
         return models.VGG19Featurizer(weights=model, device=device, allow_download=allow_download,
                                       batch_size=min(batch_size, 32))
@@ -252,5 +268,5 @@ def make_featurizer(modality: str, spec: str, model: str | None = None, device: 
         name = model or DEFAULT_CLIP
         cls = models.HFImageFeaturizer if modality == "image" else models.HFTextFeaturizer
         return cls(name, device=device, batch_size=batch_size, allow_download=allow_download)
-    known = "vgg19, clip, hf" if modality == "image" else "bow, clip, hf"
+    known = "vgg19, clip, hf, pixels" if modality == "image" else "bow, clip, hf"
     raise DataError(f"unknown {modality} features {spec!r}; known: {known}, community")

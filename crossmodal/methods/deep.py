@@ -35,8 +35,25 @@ Batches: a seeded permutation of the training pairs each epoch; like the officia
 Everything runs on ``device`` (CUDA when present), with bfloat16 autocast for the towers when
 ``amp`` is on (losses in float32).
 
-End-to-end training of an image backbone (the official DJSRH/JDSH AlexNet, UCCH's VGG-11) is
-NOT implemented: the towers take feature matrices (VGG19 fc7, CLIP, SIFT/LDA, BoW).
+Two input modes of the image side (config ``mode``):
+
+* ``features`` (default): image rows are feature vectors (VGG19 fc7, CLIP, SIFT BoVW, ...)
+  and the image tower is the MLP above.
+* ``end2end``: image rows are raw images flattened from ``image_shape`` ``[C, H, W]`` in the
+  ``image_layout`` order (``chw``, or ``hwc`` as the ``pixels`` featurizer and the ``toy``
+  dataset write them), values in [0, 1]. The image tower is :class:`BackboneTower`: a backbone
+  (``tiny``, torchvision ``alexnet`` / ``vgg16`` / ``vgg19`` / ``resnet18`` when torchvision
+  imports, ImageNet weights from the local ``backbone_weights`` file, or ``hf:PATH``), each with
+  the input it expects (:func:`~crossmodal.methods.unimodal.base.backbone_input`), then the MLP
+  head (``hidden: []`` is the official ``fc_encode`` on fc7); the whole tower is trained with
+  the image optimiser, except in the first ``backbone_frozen_epochs`` epochs (UCCH's warm-up),
+  or never with ``-1`` (JDSH's frozen AlexNet), when the backbone runs in eval mode without
+  gradients. Image batches come from a ``DataLoader`` (``num_workers``, pinned memory
+  on a GPU), so the raw rows stay in host memory (a memory-mapped ``image.npy`` is read per
+  batch). The image similarity features ``F["image"]`` are the backbone's features at
+  initialisation (eval mode, computed once): the official DJSRH/JDSH/DGCPN code computes them
+  each batch with a separate frozen copy of the pretrained AlexNet, which gives the same
+  values without augmentation. The text side is unchanged.
 """
 
 from __future__ import annotations
@@ -49,12 +66,22 @@ from torch import nn
 
 from crossmodal.data.core import PairedData
 from crossmodal.engine import resolve_device
+from crossmodal.errors import ConfigError, DataError
 from crossmodal.methods.base import Hasher
 from crossmodal.methods.params import Choice, Param, Range
-from crossmodal.methods.unimodal.base import apply_standardizer, fit_standardizer
+from crossmodal.methods.unimodal.base import (DEEP_PARAMS, RowDataset, apply_standardizer, backbone_input,
+                                              build_backbone, fit_standardizer)
 from crossmodal.training import EpochTrainer
 
 MODALITIES = ("image", "text")
+
+_E2E_KEYS = ("mode", "backbone", "backbone_weights", "image_shape", "num_workers")
+END2END_PARAMS = tuple(p for p in DEEP_PARAMS if p.name in _E2E_KEYS) + (
+    Param("image_layout", "chw", str, Choice("chw", "hwc"),
+          "end2end: order of the flattened image rows (chw; hwc for the pixels featurizer / toy)"),
+    Param("backbone_frozen_epochs", 0, int, Range(-1, None),
+          "end2end: first epochs with the backbone frozen in eval mode (-1: always, a frozen feature net)"),
+)
 
 DEEP_CM_PARAMS = (
     Param("epochs", 50, int, Range(1, None), "training epochs (passes over the training pairs)"),
@@ -78,7 +105,7 @@ DEEP_CM_PARAMS = (
     Param("amp", False, bool, None, "bfloat16 autocast of the towers on CUDA"),
     Param("keep_checkpoints", 2, int, Range(1, None), "per-epoch checkpoints kept for resuming"),
     Param("progress", True, bool, None, "show a progress bar"),
-)
+) + END2END_PARAMS
 
 
 class MLPTower(nn.Module):
@@ -98,6 +125,33 @@ class MLPTower(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+class BackboneTower(nn.Module):
+    """End-to-end image tower: flat raw-image rows ``(B, C*H*W)`` in [0, 1] -> logits ``(B, bits)``.
+
+    The rows are reshaped to ``(B, C, H, W)`` (from ``layout`` ``chw`` or ``hwc``), given the
+    backbone's input transform, passed through the backbone (``(B, out_dim)``) and the MLP head.
+    """
+
+    def __init__(self, backbone: nn.Module, binput: nn.Module, head: nn.Module, shape, layout: str):
+        super().__init__()
+        self.backbone, self.backbone_input, self.head = backbone, binput, head
+        self.shape, self.layout = tuple(int(v) for v in shape), layout
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C*H*W) -> (B, C, H, W)``."""
+        c, h, w = self.shape
+        if self.layout == "hwc":
+            return x.reshape(-1, h, w, c).permute(0, 3, 1, 2)
+        return x.reshape(-1, c, h, w)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features ``(B, out_dim)`` of flat rows ``(B, C*H*W)``."""
+        return self.backbone(self.backbone_input(self.images(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
 
 
 # -- batch helpers shared by the losses ------------------------------------------------------------
@@ -124,9 +178,16 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
 
     def __init__(self, bits: int, seed: int = 0, **config):
         super().__init__(bits, seed=seed, **config)
+        c = self.config
+        if c["mode"] == "end2end" and len(c["image_shape"]) != 3:
+            raise ConfigError(f"{self.name}: mode end2end needs image_shape: [C, H, W] (the layout of the image rows)")
         self.prep: dict = {}
         self.towers: nn.ModuleDict | None = None
         self.epoch = 0
+
+    @property
+    def end2end(self) -> bool:
+        return self.config["mode"] == "end2end"
 
     @property
     def device(self):
@@ -143,11 +204,22 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
         c = self.config
         return list(c["hidden"] if modality == "image" or c["hidden_text"] is None else c["hidden_text"])
 
-    def _build(self) -> None:
+    def _build(self, load_weights: bool = True) -> None:
+        """Both towers, seeded; ``load_weights``: read ``backbone_weights`` (not when a saved
+        model's weights are about to replace them)."""
         c = self.config
         torch.manual_seed(self.seed)
-        self.towers = nn.ModuleDict({m: MLPTower(self.dims[m], self._hidden(m), self.bits, c["dropout"])
-                                     for m in MODALITIES}).to(self.device)
+        towers = {}
+        for m in MODALITIES:
+            if m == "image" and self.end2end:
+                weights = c["backbone_weights"] if load_weights else ""
+                backbone, out_dim = build_backbone(c["backbone"], int(c["image_shape"][0]), weights)
+                head = MLPTower(out_dim, self._hidden(m), self.bits, c["dropout"])
+                towers[m] = BackboneTower(backbone, backbone_input(c["backbone"]), head, c["image_shape"],
+                                          c["image_layout"])
+            else:
+                towers[m] = MLPTower(self.dims[m], self._hidden(m), self.bits, c["dropout"])
+        self.towers = nn.ModuleDict(towers).to(self.device)
 
     def _nets(self) -> dict:
         return {m: self.towers[m] for m in MODALITIES}
@@ -166,7 +238,24 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
         return nullcontext()
 
     def _prep_input(self, modality: str, X: np.ndarray) -> np.ndarray:
+        if modality == "image" and self.end2end:
+            return np.asarray(X, dtype=np.float32)
         return apply_standardizer(X, self.prep.get(modality, {}), self.config["standardize"])
+
+    @torch.no_grad()
+    def backbone_features(self, X: np.ndarray, chunk: int = 256) -> np.ndarray:
+        """End-to-end mode: the image backbone's features of raw rows ``X (N, C*H*W)``, in eval
+        mode, ``(N, backbone output size) float32``."""
+        tower = self.towers["image"]
+        was = tower.training
+        tower.eval()
+        out = []
+        for s in range(0, len(X), chunk):
+            xb = torch.as_tensor(np.asarray(X[s:s + chunk], dtype=np.float32), device=self.device)
+            with self._autocast():
+                out.append(tower.features(xb).float().cpu().numpy())
+        tower.train(was)
+        return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
 
     # -- method hooks ----------------------------------------------------------------------------
     def _prepare(self, train: PairedData) -> None:
@@ -224,7 +313,7 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
     def _fit(self, train: PairedData, valid, tracker) -> None:
         self._setup(train)
         self._train_epochs(1, self.config["epochs"], valid=valid, tracker=tracker, desc=self.name)
-        for name in ("X", "F", *self.transient):
+        for name in ("X", "F", "loader_data", *self.transient):
             setattr(self, name, None)
 
     def _setup(self, train: PairedData) -> None:
@@ -232,36 +321,63 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
         ``_prepare``, optimisers, the seeded batch generator."""
         c, dev = self.config, self.device
         self.dims = {"image": train.image_dim, "text": train.text_dim}
+        if self.end2end and int(np.prod(c["image_shape"])) != train.image_dim:
+            raise DataError(f"{self.name}: image_shape {c['image_shape']} has {int(np.prod(c['image_shape']))} "
+                            f"values but the image rows have {train.image_dim}")
         raw = {"image": train.image, "text": train.text_dense()}
-        self.prep = {m: fit_standardizer(raw[m], c["standardize"]) for m in MODALITIES}
+        e2e = ("image",) if self.end2end else ()
+        self.prep = {m: {} if m in e2e else fit_standardizer(raw[m], c["standardize"]) for m in MODALITIES}
         X = {m: self._prep_input(m, raw[m]) for m in MODALITIES}
-        self.X = {m: torch.as_tensor(X[m], device=dev) for m in MODALITIES}
+        self.n_train = train.n
+        self._build()
+        if self.end2end:  # similarity features: the (pretrained) backbone's, as the official frozen copy
+            raw["image"] = self.backbone_features(X["image"])
+            X["image"] = apply_standardizer(raw["image"], fit_standardizer(raw["image"], c["standardize"]),
+                                            c["standardize"])
+            self.loader_data = RowDataset(train.image, (train.image_dim,))
+        self.X = {m: torch.as_tensor(X[m], device=dev) for m in MODALITIES if m not in e2e}
         src = raw if c["sim_features"] == "raw" else X
         self.F = {m: nn.functional.normalize(torch.as_tensor(np.asarray(src[m], np.float32), device=dev), dim=1)
                   for m in MODALITIES}
-        self.n_train = train.n
-        self._build()
         self._prepare(train)
         self.opts = {m: self._optimizer(m) for m in MODALITIES}
         self.gen = torch.Generator()
         self.gen.manual_seed(self.seed)
 
     def _batches(self):
+        """``(idx (B,), xi (B, Di), xt (B, Dt))`` on the device, one per batch of the epoch."""
         perm = torch.randperm(self.n_train, generator=self.gen)
         bs = self.config["batch_size"]
         stop = self.n_train - self.n_train % bs if self.n_train > bs else self.n_train
-        for s in range(0, stop, bs):
-            b = perm[s:s + bs].to(self.device)
-            if len(b) > 1:
-                yield b
+        batches = [perm[s:s + bs] for s in range(0, stop, bs) if len(perm[s:s + bs]) > 1]
+        if not self.end2end:
+            for b in batches:
+                b = b.to(self.device)
+                yield b, self.X["image"][b], self.X["text"][b]
+            return
+        loader = torch.utils.data.DataLoader(self.loader_data, batch_sampler=[b.tolist() for b in batches],
+                                             num_workers=int(self.config["num_workers"]),
+                                             pin_memory=self.device.type == "cuda")
+        for b, xi in zip(batches, loader):
+            b = b.to(self.device)
+            yield b, xi.to(self.device, non_blocking=True), self.X["text"][b]
+
+    def _backbone_frozen(self, epoch: int) -> bool:
+        k = self.config["backbone_frozen_epochs"]
+        return self.end2end and (k < 0 or epoch <= k)
 
     def _run_epoch(self, epoch: int) -> dict:
         self.epoch = epoch
         self.towers.train()
+        if self.end2end:
+            frozen = self._backbone_frozen(epoch)
+            backbone = self.towers["image"].backbone
+            backbone.train(not frozen)
+            backbone.requires_grad_(not frozen)
         sums: dict = {}
         n = 0
-        for idx in self._batches():
-            rec = self._train_step(idx, self.X["image"][idx], self.X["text"][idx])
+        for idx, xi, xt in self._batches():
+            rec = self._train_step(idx, xi, xt)
             for k, v in rec.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
             n += len(idx)
@@ -286,11 +402,12 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
         tower = self.towers[modality]
         was = tower.training
         tower.eval()
-        X = self._prep_input(modality, X)
+        chunk = 256 if modality == "image" and self.end2end else 8192
         out = []
-        for s in range(0, len(X), 8192):
+        for s in range(0, len(X), chunk):
+            xb = self._prep_input(modality, X[s:s + chunk])
             with self._autocast():
-                out.append(tower(torch.as_tensor(X[s:s + 8192], device=self.device)).float().cpu().numpy())
+                out.append(tower(torch.as_tensor(xb, device=self.device)).float().cpu().numpy())
         tower.train(was)
         return np.concatenate(out) if out else np.zeros((0, self.bits), np.float32)
 
@@ -303,7 +420,7 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
     def _set_state(self, state: dict) -> None:
         if self.config["device"] not in ("auto", "cpu") and not torch.cuda.is_available():
             self.config["device"] = "auto"  # a model trained on a GPU loads on a CPU-only machine
-        self._build()
+        self._build(load_weights=False)
         for m in MODALITIES:
             self.towers[m].load_state_dict({k[len(m) + 1:]: torch.as_tensor(v) for k, v in state.items()
                                             if k.startswith(m + ".")})

@@ -35,7 +35,9 @@ Differs from the official code, and why:
 * Negative similarities (possible only with ``sim_features: input`` on centred features) are
   clamped to 0 before the row normalisation.
 * Features in: the official image network is already fc7 feature -> 4096 (ReLU, dropout 0.5)
-  -> bits, the same as here with ``hidden: [4096]``, ``dropout: 0.5``. The official text hash
+  -> bits, the same as here with ``hidden: [4096]``, ``dropout: 0.5``. ``mode: end2end``
+  (a backbone on raw images, see :mod:`crossmodal.methods.deep`) is available but is not the
+  official setting. The official text hash
   layer's N(0, 0.3) initialisation is not copied (PyTorch default init on both towers).
 * The official training loop also logs a label-based mAP of S per batch (labels are never used
   for training); not copied.

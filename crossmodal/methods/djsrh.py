@@ -16,10 +16,13 @@ Algorithm, one mini-batch of B training pairs at a time:
 
 Differs from the official code, and why:
 
-* Features in, not an end-to-end AlexNet: the image tower takes a feature matrix (the
-  official image network is AlexNet fine-tuned up to fc7 + ``fc_encode``, and ``S_I`` uses a
-  frozen ImageNet AlexNet's fc7). With ``hidden: []`` the image tower is the official
-  ``fc_encode`` on fixed fc7 features; end-to-end training is not implemented.
+* Two image inputs. The official image network is AlexNet fine-tuned up to fc7 +
+  ``fc_encode``, and ``S_I`` uses a frozen ImageNet AlexNet's fc7. ``--preset alexnet``
+  (``mode: end2end``, ``backbone: alexnet``, ``hidden: []``) trains exactly that on raw images,
+  with ``S_I`` from the backbone's fc7 at initialisation (the frozen copy's values; no
+  per-batch copy is kept). The default (``mode: features``) trains ``fc_encode`` alone on
+  fixed fc7 features. In both, images are not augmented (official: random crop / flip), so
+  ``S_I`` is computed once.
 * ``S~ S~ᵀ / B`` divides by the actual batch size (official: the configured BATCH_SIZE; equal
   because, like the official loader, the last incomplete batch is dropped).
 * Model selection on the validation split when one is given (official: the last epoch, test

@@ -21,9 +21,10 @@ Algorithm, one mini-batch of B training pairs at a time:
 
 Differs from the official code, and why:
 
-* Features in, not AlexNet: the official image network is a frozen AlexNet (fc7) plus a
+* Features in by default: the official image network is a frozen AlexNet (fc7) plus a
   trained hash layer, so with features and ``hidden: []`` the image tower is exactly the
-  official trainable part.
+  official trainable part. ``--preset alexnet`` runs it on raw images (``mode: end2end``,
+  ``backbone_frozen_epochs: -1``: the AlexNet computes fc7 each batch and is never trained).
 * The DSDW constants (``loc``, ``σ_l``, ``b_r``, ``min``, ``max``) are hard-coded per dataset
   in the official JSON configs (fitted offline on their AlexNet features); here they are
   fitted in ``_prepare`` on ``dsdw_fit_batches`` random training batches whenever the config

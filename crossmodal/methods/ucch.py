@@ -27,7 +27,9 @@ Differs from the official code, and why:
 * One set of ``n_negatives`` bank rows is drawn per batch and shared by its rows (official:
   K draws per row through an alias sampler, a (B, K+1, bits) gather: 0.5 GB at B=256, K=4096,
   128 bits). Each row still sees K uniform negatives plus its positive; memory is K x bits.
-* Features in; end-to-end VGG-11 training (the official raw-image mode) is not implemented.
+* Features in by default. The official raw-image mode (``--arch vgg11``: ImageNet VGG-11 up to
+  fc7 + ReLU, then the ImageNet MLP, the backbone frozen in eval mode in the warm-up epoch) is
+  ``--preset vgg11`` (``mode: end2end``, ``backbone_frozen_epochs: 1``).
   The official feature towers (``ImageNet``/``TextNet``) are MLPs of 8192-wide ReLU layers
   (3 and 2 linear layers): ``hidden: [8192, 8192]``, ``hidden_text: [8192]``.
 * Two Adam optimisers (one per tower) with the gradient norm clipped over both together:

@@ -18,8 +18,9 @@ Two input modes (config ``mode``):
   feature -> ``hidden`` (tanh) -> bits (``hidden: 0`` makes it linear).
 * ``end2end``: rows are raw images flattened from ``image_shape`` (C, H, W), values in [0, 1];
   a backbone turns them into features first: ``tiny`` (two conv layers, for tests and small
-  images), ``resnet18`` / ``vgg16`` (torchvision, when importable; ImageNet weights from
-  ``backbone_weights`` if given), or ``hf:PATH`` (any transformers vision model from a local
+  images), ``resnet18`` / ``alexnet`` / ``vgg11`` / ``vgg16`` / ``vgg19`` (torchvision, when importable;
+  ImageNet weights from ``backbone_weights`` if given; AlexNet and VGG cut after fc7 + ReLU,
+  4096-d), or ``hf:PATH`` (any transformers vision model from a local
   folder). Batches come from a ``DataLoader`` with ``num_workers`` workers and pinned memory
   on a GPU. Each backbone gets the input it expects (:class:`BackboneInput`): torchvision
   models 3 channels resized to 224 x 224 and ImageNet mean / std; ``hf:`` models the size,
@@ -121,6 +122,7 @@ class _HFBackbone(nn.Module):
 
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+TORCHVISION_BACKBONES = ("resnet18", "alexnet", "vgg11", "vgg16", "vgg19")
 
 
 class BackboneInput(nn.Module):
@@ -146,7 +148,7 @@ class BackboneInput(nn.Module):
 
 def backbone_input(name: str) -> BackboneInput:
     """The input transform of backbone ``name`` (see :class:`BackboneInput`)."""
-    if name in ("resnet18", "vgg16"):
+    if name in TORCHVISION_BACKBONES:
         return BackboneInput(3, 224, IMAGENET_MEAN, IMAGENET_STD)
     if name.startswith("hf:"):
         try:
@@ -156,7 +158,8 @@ def backbone_input(name: str) -> BackboneInput:
         except Exception:  # no processor in the folder: the rows as they are
             return BackboneInput()
         size = getattr(proc, "crop_size", None) or getattr(proc, "size", None) or {}
-        side = size.get("height") or size.get("shortest_edge") if isinstance(size, dict) else size
+        # a dict, or transformers' SizeDict (attributes and .get), or a plain number
+        side = size.get("height") or size.get("shortest_edge") if hasattr(size, "get") else size
         mean, std = getattr(proc, "image_mean", None), getattr(proc, "image_std", None)
         return BackboneInput(len(mean) if mean else None, int(side) if side else None, mean, std)
     return BackboneInput()
@@ -169,7 +172,7 @@ def build_backbone(name: str, in_channels: int, weights: str = "") -> tuple[nn.M
     if name.startswith("hf:"):
         b = _HFBackbone(name[3:])
         return b, b.out_dim
-    if name in ("resnet18", "vgg16"):
+    if name in TORCHVISION_BACKBONES:
         from crossmodal.features.models import import_torchvision
 
         tv = import_torchvision()
@@ -179,9 +182,12 @@ def build_backbone(name: str, in_channels: int, weights: str = "") -> tuple[nn.M
         if name == "resnet18":
             net.fc = nn.Identity()
             return net, 512
-        net.classifier = net.classifier[:5]  # fc6, ReLU, Dropout, fc7, ReLU
+        if name == "alexnet":  # Dropout, fc6, ReLU, Dropout, fc7, ReLU (DJSRH's cut)
+            net.classifier = net.classifier[:6]
+        else:
+            net.classifier = net.classifier[:5]  # fc6, ReLU, Dropout, fc7, ReLU
         return net, 4096
-    raise ConfigError(f"unknown backbone {name!r}; use tiny, resnet18, vgg16 or hf:PATH")
+    raise ConfigError(f"unknown backbone {name!r}; use tiny, {', '.join(TORCHVISION_BACKBONES)} or hf:PATH")
 
 
 class HashNet(nn.Module):
@@ -204,7 +210,7 @@ class HashNet(nn.Module):
         return self.head(x)
 
 
-class _Rows(torch.utils.data.Dataset):
+class RowDataset(torch.utils.data.Dataset):
     def __init__(self, X: np.ndarray, shape):
         self.X, self.shape = X, tuple(shape)
 
@@ -217,15 +223,16 @@ class _Rows(torch.utils.data.Dataset):
 
 @dataclass(frozen=True)
 class BackboneName:
-    """Check of ``backbone``: ``tiny``, ``resnet18``, ``vgg16`` or ``hf:PATH`` (a local folder)."""
+    """Check of ``backbone``: ``tiny``, a torchvision name (:data:`TORCHVISION_BACKBONES`) or
+    ``hf:PATH`` (a local folder)."""
 
     def check(self, value) -> str | None:
-        if value in ("tiny", "resnet18", "vgg16") or (value.startswith("hf:") and len(value) > 3):
+        if value == "tiny" or value in TORCHVISION_BACKBONES or (value.startswith("hf:") and len(value) > 3):
             return None
-        return "must be tiny, resnet18, vgg16 or hf:PATH (a local transformers folder)"
+        return f"must be tiny, {', '.join(TORCHVISION_BACKBONES)} or hf:PATH (a local transformers folder)"
 
     def describe(self) -> str:
-        return "tiny | resnet18 | vgg16 | hf:PATH"
+        return " | ".join(("tiny", *TORCHVISION_BACKBONES, "hf:PATH"))
 
 
 DEEP_PARAMS = (
@@ -241,7 +248,7 @@ DEEP_PARAMS = (
     Param("quant_weight", 0.1, float, Range(0, None), "weight of the quantisation term mean((|h| - 1)^2)"),
     Param("mode", "features", str, Choice("features", "end2end"),
           "features: rows are feature vectors; end2end: rows are raw images and a backbone is trained"),
-    Param("backbone", "tiny", str, BackboneName(), "end2end backbone (resnet18 / vgg16 need torchvision)"),
+    Param("backbone", "tiny", str, BackboneName(), "end2end backbone (the torchvision ones need torchvision)"),
     Param("backbone_weights", "", str, None,
           "end2end: local .pt state dict of a torchvision backbone ('': random init)"),
     Param("image_shape", [], list, Range(1, None),
@@ -357,7 +364,7 @@ class DeepImageHasher(EpochTrainer, ImageHasher):
             self.X = torch.as_tensor(X, device=dev)
         else:
             self.X = None
-            self.loader_data = _Rows(X, c["image_shape"])
+            self.loader_data = RowDataset(X, c["image_shape"])
         self.opt = self._optimizer(list(self.net.parameters()) + self._extra_params())
         self.gen = torch.Generator()
         self.gen.manual_seed(self.seed)

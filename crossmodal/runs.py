@@ -389,6 +389,7 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
     ds = get_dataset(dataset, root=data_root, seed=seed, **(dataset_params or {}))
     directions = tuple(directions or default_directions(hasher, ds))
     check_evaluable(ds)
+    hasher.check_data(ds.data)
     label = label or cls.name
     spec = {
         "method": method_key(cls), "label": label, "bits": bits, "seed": seed, "config": hasher.config,

@@ -255,6 +255,30 @@ def test_end2end_bad_shapes_are_one_line_errors(toy_small):
         h.fit(toy_small.part("train"))
 
 
+def test_end2end_bad_shape_fails_before_a_run_folder_exists(tmp_path, capsys):
+    from crossmodal.cli import main
+
+    rc = main(["train", "djsrh", "--preset", "alexnet", "--dataset", "toy", "--bits", "16",
+               "--out", str(tmp_path / "runs"), "--tracker", "none"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "150528 values but the image rows have 768" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_torchvision_backbone_without_torchvision_is_one_line_error(toy_small):
+    from crossmodal.errors import DataError
+
+    try:
+        import torchvision  # noqa: F401
+    except Exception:
+        pass
+    else:
+        pytest.skip("torchvision is importable here")
+    h = get_method("djsrh")(16, **{**E2E, "backbone": "alexnet"}, progress=False)
+    with pytest.raises(DataError, match="backbone alexnet .* needs torchvision.*tiny or hf:PATH"):
+        h.fit(toy_small.part("train"))
+
+
 def test_alexnet_backbone_is_cut_after_fc7():
     pytest.importorskip("torchvision", exc_type=ImportError)
     from crossmodal.methods.unimodal.base import build_backbone

@@ -180,14 +180,14 @@ class HFTextFeaturizer(_TorchFeaturizer):
 VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's ImageNet weights, as named in the torch hub cache
 
 
-def import_torchvision():
-    """torchvision, or one clear error (it is the optional ``vision`` extra)."""
+def import_torchvision(what: str = "VGG19 features need", instead: str = "use --image-features clip"):
+    """torchvision, or one clear error saying ``what`` needs it (the optional ``vision`` extra)."""
     try:
         import torchvision
     except Exception as exc:  # ImportError, or a binary mismatch with the installed torch
         raise DataError(
-            f"VGG19 features need torchvision, which is not importable here ({type(exc).__name__}); "
-            "install the extra: pip install -c constraints.txt -e '.[vision]', or use --image-features clip"
+            f"{what} torchvision, which is not importable here ({type(exc).__name__}); "
+            f"install the extra: pip install -c constraints.txt -e '.[vision]', or {instead}"
         ) from None
     return torchvision
 

@@ -133,6 +133,10 @@ class Hasher:
     def _fit(self, train: PairedData, valid, tracker) -> None:
         raise NotImplementedError
 
+    def check_data(self, data: PairedData) -> None:
+        """Raise a one-line error when ``data`` (its shapes, not its values) cannot train this
+        hasher with its config; ``crossmodal train`` calls it before anything is written."""
+
     @property
     def fitted(self) -> bool:
         return bool(self.dims)

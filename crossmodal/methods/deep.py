@@ -66,11 +66,11 @@ from torch import nn
 
 from crossmodal.data.core import PairedData
 from crossmodal.engine import resolve_device
-from crossmodal.errors import ConfigError, DataError
+from crossmodal.errors import ConfigError
 from crossmodal.methods.base import Hasher
 from crossmodal.methods.params import Choice, Param, Range
 from crossmodal.methods.unimodal.base import (DEEP_PARAMS, RowDataset, apply_standardizer, backbone_input,
-                                              build_backbone, fit_standardizer)
+                                              build_backbone, check_end2end, fit_standardizer)
 from crossmodal.training import EpochTrainer
 
 MODALITIES = ("image", "text")
@@ -188,6 +188,9 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
     @property
     def end2end(self) -> bool:
         return self.config["mode"] == "end2end"
+
+    def check_data(self, data: PairedData) -> None:
+        check_end2end(self.name, self.config, data.image_dim)
 
     @property
     def device(self):
@@ -321,9 +324,7 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
         ``_prepare``, optimisers, the seeded batch generator."""
         c, dev = self.config, self.device
         self.dims = {"image": train.image_dim, "text": train.text_dim}
-        if self.end2end and int(np.prod(c["image_shape"])) != train.image_dim:
-            raise DataError(f"{self.name}: image_shape {c['image_shape']} has {int(np.prod(c['image_shape']))} "
-                            f"values but the image rows have {train.image_dim}")
+        self.check_data(train)
         raw = {"image": train.image, "text": train.text_dense()}
         e2e = ("image",) if self.end2end else ()
         self.prep = {m: {} if m in e2e else fit_standardizer(raw[m], c["standardize"]) for m in MODALITIES}

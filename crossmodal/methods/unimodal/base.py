@@ -175,7 +175,7 @@ def build_backbone(name: str, in_channels: int, weights: str = "") -> tuple[nn.M
     if name in TORCHVISION_BACKBONES:
         from crossmodal.features.models import import_torchvision
 
-        tv = import_torchvision()
+        tv = import_torchvision(f"backbone {name} (mode end2end) needs", "choose backbone tiny or hf:PATH")
         net = getattr(tv.models, name)(weights=None)
         if weights:
             net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
@@ -188,6 +188,21 @@ def build_backbone(name: str, in_channels: int, weights: str = "") -> tuple[nn.M
             net.classifier = net.classifier[:5]  # fc6, ReLU, Dropout, fc7, ReLU
         return net, 4096
     raise ConfigError(f"unknown backbone {name!r}; use tiny, {', '.join(TORCHVISION_BACKBONES)} or hf:PATH")
+
+
+def check_end2end(name: str, config: dict, image_dim: int) -> None:
+    """``mode: end2end``: the image rows must hold ``image_shape`` values and the backbone must be
+    buildable (torchvision importable for its backbones); one-line errors otherwise."""
+    if config["mode"] != "end2end":
+        return
+    want = int(np.prod(config["image_shape"]))
+    if want != image_dim:
+        raise DataError(f"{name}: image_shape {config['image_shape']} has {want} values but the image rows have "
+                        f"{image_dim} (mode end2end needs raw images: datasets prepare ... --image-features pixels)")
+    if config["backbone"] in TORCHVISION_BACKBONES:
+        from crossmodal.features.models import import_torchvision
+
+        import_torchvision(f"backbone {config['backbone']} (mode end2end) needs", "choose backbone tiny or hf:PATH")
 
 
 class HashNet(nn.Module):
@@ -289,6 +304,9 @@ class DeepImageHasher(EpochTrainer, ImageHasher):
     def device(self):
         return resolve_device(self.config["device"])
 
+    def check_data(self, data: PairedData) -> None:
+        check_end2end(self.name, self.config, data.image_dim)
+
     # -- network -----------------------------------------------------------------------------------
     def _build(self) -> None:
         c = self.config
@@ -352,9 +370,7 @@ class DeepImageHasher(EpochTrainer, ImageHasher):
         c, dev = self.config, self.device
         if self.uses_labels and train.labels is None:
             raise DataError(f"{self.name} is supervised: the training items need labels")
-        if c["mode"] == "end2end" and int(np.prod(c["image_shape"])) != train.image_dim:
-            raise DataError(f"{self.name}: image_shape {c['image_shape']} has {int(np.prod(c['image_shape']))} values "
-                            f"but the rows have {train.image_dim}")
+        self.check_data(train)
         self.prep = fit_standardizer(train.image, c["standardize"]) if c["mode"] == "features" else {}
         X = self._prep_input(train.image)
         self._build()

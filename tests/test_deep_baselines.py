@@ -218,6 +218,27 @@ def test_jdsh_prepare_fits_with_the_configured_method_and_keeps_set_constants(to
     assert h.dsdw_constants == {**fits["peak"], "scale_left": 0.019}
 
 
+def test_dsdw_effect_counts_marked_pairs_and_the_move(toy_small):
+    from experiments.jdsh_dsdw import effect
+
+    train = toy_small.part("train")
+    lab = train.labels.astype(np.float64)
+    h = get_method("jdsh")(16, seed=0, **TINY["jdsh"], left_sigmas=50.0, right_sigmas=50.0, progress=False)
+    h._setup(train)
+    same = np.concatenate([((lab[b] @ lab[b].T) > 0)[~np.eye(len(b), dtype=bool)]
+                           for b in (i.numpy() for i in h.dsdw_batches())])
+    none = effect(h, train.labels)  # thresholds beyond the range: nothing marked, nothing moved
+    assert (none["dis"], none["sim"], none["move"]) == (0.0, 0.0, 0.0)
+    assert none["base_same"] == pytest.approx(same.mean())
+    h.config.update(left_sigmas=0.0, right_sigmas=0.0)  # thresholds at the mode: every pair but ties
+    vals = h.dsdw_values()
+    loc = h.dsdw_constants["loc_left"]
+    every = effect(h, train.labels)
+    assert every["dis"] == pytest.approx(np.mean(vals < loc)) and every["sim"] == pytest.approx(np.mean(vals > loc))
+    assert every["sim_same"] == pytest.approx(same[vals > loc].mean())
+    assert every["move"] > 0 and every["move_rel"] > 0
+
+
 # ------------------------------------------------------------------ training
 
 

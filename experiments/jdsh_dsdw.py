@@ -82,8 +82,8 @@ def run(datasets, fits, seeds, bits: int, roots: dict, preset: str = "fast", ove
 
 
 def markdown(rows: dict) -> str:
-    lines = ["| dataset | fit | σ_l | b_r | dissimilar (share a class) | similar (share a class) | base rate | mean abs ΔS (rel.) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| dataset | fit | σ_l | b_r | dissimilar (share a class) | similar (share a class) | base rate "
+             "| mean abs ΔS (rel.) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for (name, fit), r in rows.items():
         lines.append(f"| {name} | {fit} | {r['scale_left']:.3f} | {r['scale_right']:.3f} | "
                      f"{100 * r['dis']:.2f} % ({100 * r['dis_same']:.0f} %) | "

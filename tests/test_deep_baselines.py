@@ -234,7 +234,8 @@ def test_dsdw_effect_counts_marked_pairs_and_the_move(toy_small):
     vals = h.dsdw_values()
     loc = h.dsdw_constants["loc_left"]
     every = effect(h, train.labels)
-    assert every["dis"] == pytest.approx(np.mean(vals < loc)) and every["sim"] == pytest.approx(np.mean(vals > loc))
+    assert every["dis"] == pytest.approx(np.mean(vals < loc))
+    assert every["sim"] == pytest.approx(np.mean(vals > loc))
     assert every["sim_same"] == pytest.approx(same[vals > loc].mean())
     assert every["move"] > 0 and every["move_rel"] > 0
 

@@ -122,7 +122,8 @@ def tune(dataset, method, preset, bits, seeds, grid: list[str], roots: dict, log
             h.fit(ds.part("train"), valid=validation_set(ds))
             scores.append((h.best_score, h.best["epoch"]))
         mean = sum(s for s, _ in scores) / len(scores)
-        rec = {"over": over, "val": round(mean, 4), "epochs": [e for _, e in scores],
+        rec = {"over": over, "val": round(mean, 4), "per_seed": [round(s, 4) for s, _ in scores],
+               "epochs": [e for _, e in scores],
                "s": round(time.perf_counter() - t0, 1)}
         log(json.dumps(rec))
         out.append(rec)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from crossmodal.errors import ConfigError
 from crossmodal.methods import get_method, load_hasher
 from crossmodal.methods.dgcpn import coherence, dgcpn_loss, neighbour_graph
 from crossmodal.methods.djsrh import djsrh_loss, joint_semantics
@@ -104,6 +105,39 @@ def test_jdsh_fit_dsdw_recovers_a_known_mode_and_scales():
     assert fit["scale_right"] == pytest.approx(0.09, abs=0.01)
 
 
+def _half_gauss_half_laplace(rng, n, mode, sigma, b):
+    """Samples of the density ``c exp(-(x-mode)²/2σ²)`` left of the mode, ``c exp(-(x-mode)/b)``
+    right of it (continuous at the mode: side masses σ sqrt(π/2) : b)."""
+    left = rng.random(n) < sigma * np.sqrt(np.pi / 2) / (sigma * np.sqrt(np.pi / 2) + b)
+    return np.where(left, mode - np.abs(rng.normal(0, sigma, n)), mode + rng.exponential(b, n))
+
+
+def test_jdsh_fit_dsdw_peak_recovers_the_core_and_ignores_a_broad_left_shoulder():
+    rng = np.random.default_rng(3)
+    core = _half_gauss_half_laplace(rng, 400000, -0.5, 0.02, 0.09)
+    for method in ("moments", "peak"):  # a clean sample: both fits recover σ_l and b_r
+        fit = fit_dsdw(core, bins=400, method=method)
+        assert fit["loc_left"] == pytest.approx(-0.5, abs=0.005)
+        assert fit["scale_left"] == pytest.approx(0.02, rel=0.15)
+        assert fit["scale_right"] == pytest.approx(0.09, rel=0.1)
+        assert (fit["min"], fit["max"]) == (core.min(), core.max())
+    # 10 % of the mass in a broad bump well below the mode: the moments (one-sided ML) σ_l
+    # follows the bump, the half-maximum width of the peak does not
+    shoulder = np.concatenate([core, rng.normal(-0.8, 0.1, 40000)])
+    moments = fit_dsdw(shoulder, bins=400, method="moments")
+    peak = fit_dsdw(shoulder, bins=400, method="peak")
+    assert moments["scale_left"] > 0.1
+    assert peak["scale_left"] == pytest.approx(0.02, rel=0.15)
+    assert peak["scale_right"] == pytest.approx(0.09, rel=0.1)
+    # the mode at the bottom edge (no left side): σ_l falls back to loc - min, under two bins
+    edge = fit_dsdw(-0.5 + rng.exponential(0.09, 100000), bins=400, method="peak")
+    assert 0 <= edge["scale_left"] == pytest.approx(edge["loc_left"] - edge["min"])
+    assert edge["scale_left"] < 2 * (edge["max"] - edge["min"]) / 400
+    assert edge["scale_right"] == pytest.approx(0.09, rel=0.1)
+    with pytest.raises(ConfigError, match="dsdw_fit"):
+        fit_dsdw(core, method="mle")
+
+
 def test_dgcpn_graph_equals_the_official_dense_construction():
     rng = np.random.default_rng(2)
     n, k, a1, scale = 30, 8, 0.2, 3.0
@@ -165,6 +199,45 @@ def test_ucch_memory_update_arithmetic(toy_small):
     h.epoch = 1  # warm-up: the bank takes the batch's outputs
     h._after_step(idx, hi, ht)
     torch.testing.assert_close(h.memory[idx], new)
+
+
+def test_jdsh_prepare_fits_with_the_configured_method_and_keeps_set_constants(toy_small):
+    train = toy_small.part("train")
+    fits = {}
+    for method in ("moments", "peak"):
+        h = get_method("jdsh")(16, seed=0, **TINY["jdsh"], dsdw_fit=method, progress=False)
+        h._setup(train)
+        vals = h.dsdw_values()
+        assert vals.shape == (20 * 63 * 64,)  # 20 batches of min(64, n) = 64, off-diagonal only
+        assert h.dsdw_constants == fit_dsdw(vals, method=method)
+        fits[method] = h.dsdw_constants
+    assert fits["peak"]["loc_left"] == fits["moments"]["loc_left"]
+    assert fits["peak"]["scale_left"] != fits["moments"]["scale_left"]
+    h = get_method("jdsh")(16, seed=0, **TINY["jdsh"], dsdw_fit="peak", scale_left=0.019, progress=False)
+    h._setup(train)  # a constant set in the config is kept, the others fitted
+    assert h.dsdw_constants == {**fits["peak"], "scale_left": 0.019}
+
+
+def test_dsdw_effect_counts_marked_pairs_and_the_move(toy_small):
+    from experiments.jdsh_dsdw import effect
+
+    train = toy_small.part("train")
+    lab = train.labels.astype(np.float64)
+    h = get_method("jdsh")(16, seed=0, **TINY["jdsh"], left_sigmas=50.0, right_sigmas=50.0, progress=False)
+    h._setup(train)
+    same = np.concatenate([((lab[b] @ lab[b].T) > 0)[~np.eye(len(b), dtype=bool)]
+                           for b in (i.numpy() for i in h.dsdw_batches())])
+    none = effect(h, train.labels)  # thresholds beyond the range: nothing marked, nothing moved
+    assert (none["dis"], none["sim"], none["move"]) == (0.0, 0.0, 0.0)
+    assert none["base_same"] == pytest.approx(same.mean())
+    h.config.update(left_sigmas=0.0, right_sigmas=0.0)  # thresholds at the mode: every pair but ties
+    vals = h.dsdw_values()
+    loc = h.dsdw_constants["loc_left"]
+    every = effect(h, train.labels)
+    assert every["dis"] == pytest.approx(np.mean(vals < loc))
+    assert every["sim"] == pytest.approx(np.mean(vals > loc))
+    assert every["sim_same"] == pytest.approx(same[vals > loc].mean())
+    assert every["move"] > 0 and every["move_rel"] > 0
 
 
 # ------------------------------------------------------------------ training

@@ -51,6 +51,32 @@ def test_cmfh_fit_history_is_monotone(rng):
     assert len(obj) == 30 and np.all(np.diff(obj) <= 1e-9 * obj[:-1])
 
 
+def test_cmfh_uniform_init_collapses_on_rows_of_varying_sum_centred_init_does_not():
+    """Count-like features whose row sums vary (an item holds 1-3 objects): the official
+    all-positive init projects every bit onto the row-sum direction and V stays rank one
+    (mAP near chance); the centred init learns the classes."""
+    from crossmodal.retrieval.metrics import mean_average_precision
+
+    rng = np.random.default_rng(0)
+    n, c = 300, 6
+    y = rng.integers(0, c, n)
+    count = rng.integers(1, 4, n).astype(float)[:, None]
+    Xi = count * rng.random((c, 100))[y] + 0.1 * rng.random((n, 100))
+    Xt = count * np.eye(c)[y] + 0.1 * rng.random((n, c))
+    data = PairedData(image=Xi.astype(np.float32), text=Xt.astype(np.float32),
+                      labels=np.eye(c, dtype=np.uint8)[y])
+    share, mAP = {}, {}
+    for init in ("uniform", "centred"):
+        h = get_method("cmfh")(16, seed=0, init=init, iters=30).fit(data)
+        V = h._project_pair(data.image, data.text_dense())
+        sv = np.linalg.svd(V - V.mean(0), compute_uv=False) ** 2
+        share[init] = sv[0] / sv.sum()
+        mAP[init] = mean_average_precision(h.encode_image(data.image), h.encode_text(data.text_dense()),
+                                           data.labels, data.labels, 16)
+    assert share["uniform"] > 0.98 and share["centred"] < 0.5, share
+    assert mAP["uniform"] < 0.3 and mAP["centred"] > 0.7, mAP  # chance: about 1/6
+
+
 def test_cmfh_closed_form_steps_equal_numpy_least_squares(rng):
     lam, mu, gam = 0.3, 2.0, 0.05
     X1, X2 = rng.standard_normal((7, 5)), rng.standard_normal((7, 3))

@@ -494,3 +494,20 @@ def test_cli_evaluate_with_the_papers_retrieval(digits, tmp_path, capsys):
     rep = json.loads((run / "evaluations" / "eval-0001" / "report.json").read_text())
     assert rep["meta"]["retrieval"].startswith("paper:") and rep["results"]["i2i"]["depth"] == 200
     assert "I→I" in capsys.readouterr().out
+
+
+def test_end2end_image_layout_hwc_equals_chw_of_the_same_images(toy_small):
+    """Rows of the same images flattened in HWC order (pixels featurizer, toy) with
+    ``image_layout: hwc`` train to the same codes as the CHW rows with ``chw``."""
+    from crossmodal.data.core import PairedData
+
+    train = toy_small.part("train")
+    hwc = np.asarray(train.image, np.float32)
+    chw = hwc.reshape(-1, 16, 16, 3).transpose(0, 3, 1, 2).reshape(len(hwc), -1)
+    kw = dict(mode="end2end", image_shape=[3, 16, 16], hidden=16, epochs=1, batch_size=64, progress=False)
+    logits = []
+    for X, layout in ((hwc, "hwc"), (chw, "chw")):
+        h = DSG(16, seed=0, image_layout=layout, **kw).fit(PairedData(image=X, text=None, labels=train.labels))
+        logits.append(h.project("image", X[:50]))
+    np.testing.assert_allclose(logits[0], logits[1], rtol=1e-5, atol=1e-6)
+    assert logits[0].std(axis=0).mean() > 1e-4  # the images give different outputs

@@ -70,15 +70,13 @@ from crossmodal.errors import ConfigError
 from crossmodal.methods.base import Hasher
 from crossmodal.methods.params import Choice, Param, Range
 from crossmodal.methods.unimodal.base import (DEEP_PARAMS, RowDataset, apply_standardizer, backbone_input,
-                                              build_backbone, check_end2end, fit_standardizer)
+                                              build_backbone, check_end2end, fit_standardizer, rows_to_images)
 from crossmodal.training import EpochTrainer
 
 MODALITIES = ("image", "text")
 
-_E2E_KEYS = ("mode", "backbone", "backbone_weights", "image_shape", "num_workers")
+_E2E_KEYS = ("mode", "backbone", "backbone_weights", "image_shape", "image_layout", "num_workers")
 END2END_PARAMS = tuple(p for p in DEEP_PARAMS if p.name in _E2E_KEYS) + (
-    Param("image_layout", "chw", str, Choice("chw", "hwc"),
-          "end2end: order of the flattened image rows (chw; hwc for the pixels featurizer / toy)"),
     Param("backbone_frozen_epochs", 0, int, Range(-1, None),
           "end2end: first epochs with the backbone frozen in eval mode (-1: always, a frozen feature net)"),
 )
@@ -141,10 +139,7 @@ class BackboneTower(nn.Module):
 
     def images(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C*H*W) -> (B, C, H, W)``."""
-        c, h, w = self.shape
-        if self.layout == "hwc":
-            return x.reshape(-1, h, w, c).permute(0, 3, 1, 2)
-        return x.reshape(-1, c, h, w)
+        return rows_to_images(x, self.shape, self.layout)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features ``(B, out_dim)`` of flat rows ``(B, C*H*W)``."""
@@ -335,7 +330,7 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
             raw["image"] = self.backbone_features(X["image"])
             X["image"] = apply_standardizer(raw["image"], fit_standardizer(raw["image"], c["standardize"]),
                                             c["standardize"])
-            self.loader_data = RowDataset(train.image, (train.image_dim,))
+            self.loader_data = RowDataset(train.image)
         self.X = {m: torch.as_tensor(X[m], device=dev) for m in MODALITIES if m not in e2e}
         src = raw if c["sim_features"] == "raw" else X
         self.F = {m: nn.functional.normalize(torch.as_tensor(np.asarray(src[m], np.float32), device=dev), dim=1)

@@ -16,7 +16,8 @@ Two input modes (config ``mode``):
 
 * ``features`` (default): rows of ``PairedData.image`` are feature vectors; the network is
   feature -> ``hidden`` (tanh) -> bits (``hidden: 0`` makes it linear).
-* ``end2end``: rows are raw images flattened from ``image_shape`` (C, H, W), values in [0, 1];
+* ``end2end``: rows are raw images flattened from ``image_shape`` (C, H, W) in ``image_layout``
+  order (``chw``, or ``hwc`` as the ``pixels`` featurizer writes them), values in [0, 1];
   a backbone turns them into features first: ``tiny`` (two conv layers, for tests and small
   images), ``resnet18`` / ``alexnet`` / ``vgg11`` / ``vgg16`` / ``vgg19`` (torchvision, when importable;
   ImageNet weights from ``backbone_weights`` if given; AlexNet and VGG cut after fc7 + ReLU,
@@ -205,19 +206,31 @@ def check_end2end(name: str, config: dict, image_dim: int) -> None:
         import_torchvision(f"backbone {config['backbone']} (mode end2end) needs", "choose backbone tiny or hf:PATH")
 
 
+def rows_to_images(x: torch.Tensor, shape, layout: str = "chw") -> torch.Tensor:
+    """Flat raw-image rows ``(B, C*H*W)`` -> ``(B, C, H, W)``; ``shape`` is ``(C, H, W)`` and
+    ``layout`` the order of the flattened values: ``chw`` (CIFAR batches, digits) or ``hwc`` (the
+    ``pixels`` featurizer, the ``toy`` dataset)."""
+    c, h, w = (int(v) for v in shape)
+    if layout == "hwc":
+        return x.reshape(-1, h, w, c).permute(0, 3, 1, 2)
+    return x.reshape(-1, c, h, w)
+
+
 class HashNet(nn.Module):
-    """(backbone ->) hash tower; returns logits (N, bits)."""
+    """(backbone ->) hash tower: rows ``(B, D)`` -> logits ``(B, bits)``. With a backbone the
+    rows are flat raw images of ``shape`` (C, H, W) in ``layout`` order (:func:`rows_to_images`)."""
 
     def __init__(self, in_dim: int, hidden: int, bits: int, backbone: nn.Module | None = None,
-                 backbone_input: nn.Module | None = None):
+                 backbone_input: nn.Module | None = None, shape=None, layout: str = "chw"):
         super().__init__()
         self.backbone = backbone
         self.backbone_input = backbone_input if backbone_input is not None else nn.Identity()
         self.head = HashTower(in_dim, hidden, bits, init_std=None) if hidden > 0 else nn.Linear(in_dim, bits)
+        self.shape, self.layout = shape, layout
 
     def features(self, x):
-        """Backbone features ``(B, out_dim)`` of image batches ``(B, C, H, W)``."""
-        return self.backbone(self.backbone_input(x))
+        """Backbone features ``(B, out_dim)`` of flat image rows ``(B, C*H*W)``."""
+        return self.backbone(self.backbone_input(rows_to_images(x, self.shape, self.layout)))
 
     def forward(self, x):
         if self.backbone is not None:
@@ -226,14 +239,16 @@ class HashNet(nn.Module):
 
 
 class RowDataset(torch.utils.data.Dataset):
-    def __init__(self, X: np.ndarray, shape):
-        self.X, self.shape = X, tuple(shape)
+    """Rows of a (possibly memory-mapped) matrix ``X (N, D)`` as float32 tensors ``(D,)``."""
+
+    def __init__(self, X: np.ndarray):
+        self.X = X
 
     def __len__(self):
         return len(self.X)
 
     def __getitem__(self, i):
-        return torch.from_numpy(np.asarray(self.X[i], dtype=np.float32).reshape(self.shape))
+        return torch.from_numpy(np.asarray(self.X[i], dtype=np.float32))
 
 
 @dataclass(frozen=True)
@@ -268,6 +283,8 @@ DEEP_PARAMS = (
           "end2end: local .pt state dict of a torchvision backbone ('': random init)"),
     Param("image_shape", [], list, Range(1, None),
           "end2end: [C, H, W] layout of the flattened rows", item=int),
+    Param("image_layout", "chw", str, Choice("chw", "hwc"),
+          "end2end: order of the flattened image rows (chw; hwc for the pixels featurizer / toy)"),
     Param("num_workers", 0, int, Range(0, None), "end2end: DataLoader worker processes"),
     Param("device", "auto", str, None, "auto, cpu, cuda, cuda:1 ..."),
     Param("keep_checkpoints", 2, int, Range(0, None), "per-epoch checkpoints kept (at least 1)"),
@@ -316,7 +333,8 @@ class DeepImageHasher(EpochTrainer, ImageHasher):
             bin_ = backbone_input(c["backbone"])
         else:
             backbone, in_dim, bin_ = None, self.dims["image"], None
-        self.net = HashNet(in_dim, int(c["hidden"]), self.bits, backbone, bin_).to(self.device)
+        self.net = HashNet(in_dim, int(c["hidden"]), self.bits, backbone, bin_, c["image_shape"],
+                           c["image_layout"]).to(self.device)
 
     @torch.no_grad()
     def label_features(self, X: np.ndarray) -> np.ndarray:
@@ -331,7 +349,7 @@ class DeepImageHasher(EpochTrainer, ImageHasher):
         out = []
         for s in range(0, len(X), 256):
             xb = torch.as_tensor(np.asarray(X[s:s + 256], dtype=np.float32), device=self.device)
-            out.append(self.net.features(xb.reshape(-1, *c["image_shape"])).float().cpu().numpy())
+            out.append(self.net.features(xb).float().cpu().numpy())
         self.net.train(was)
         F = np.concatenate(out) if out else np.zeros((0, 1), np.float32)
         return apply_standardizer(F, fit_standardizer(F, c["standardize"]), c["standardize"])
@@ -380,7 +398,7 @@ class DeepImageHasher(EpochTrainer, ImageHasher):
             self.X = torch.as_tensor(X, device=dev)
         else:
             self.X = None
-            self.loader_data = RowDataset(X, c["image_shape"])
+            self.loader_data = RowDataset(X)
         self.opt = self._optimizer(list(self.net.parameters()) + self._extra_params())
         self.gen = torch.Generator()
         self.gen.manual_seed(self.seed)
@@ -435,8 +453,6 @@ class DeepImageHasher(EpochTrainer, ImageHasher):
         out = []
         for s in range(0, len(X), 4096):
             xb = torch.as_tensor(X[s:s + 4096], device=self.device)
-            if self.config["mode"] == "end2end":
-                xb = xb.reshape(-1, *self.config["image_shape"])
             out.append(self.net(xb).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.bits), np.float32)
 

@@ -1,55 +1,5 @@
-"""Validation-split grid for UGACH-fast's wiki block (no run folders written).
-
-Each setting is the ``ugach-fast.yaml`` wiki config plus JSON overrides; it prints the
-validation score UGACH's epoch selection keeps (mean of I->T and T->I mAP@all on the held-out
-validation pairs against the training database) and, only with ``--query``, the query mAP@all.
-Usage::
-
-    OMP_NUM_THREADS=1 python benchmarks/ugach_wiki_grid.py --bits 16 64 --seeds 0 \
-        --set '{"n_text_neighbours": 10, "knn_k": 10}' --set '{}'
-"""
-from __future__ import annotations
-
-import argparse
-import json
-import time
-
-from crossmodal.data.registry import get_dataset
-from crossmodal.methods import get_method
-from crossmodal.runs import load_config_file, validation_set
-
-CONFIG = "experiments/configs/ugach-fast.yaml"
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--root", default="/work/shared/data/wiki")
-    ap.add_argument("--bits", type=int, nargs="+", default=[16, 64])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--set", action="append", default=None, help="JSON overrides (repeatable)")
-    ap.add_argument("--query", action="store_true", help="also report query mAP@all (final choice only)")
-    args = ap.parse_args()
-    base = load_config_file(CONFIG, "wiki", "ugach")
-    for over in args.set or ["{}"]:
-        extra = json.loads(over)
-        for seed in args.seeds:
-            ds = get_dataset("wiki", root=args.root, seed=seed)
-            valid = validation_set(ds)
-            for bits in args.bits:
-                cfg = {**base, **extra, "progress": False}
-                t0 = time.time()
-                h = get_method("ugach")(bits, seed=seed, **cfg).fit(ds.part("train"), valid=valid)
-                v = valid.score(h)
-                row = {"set": extra, "seed": seed, "bits": bits, "val": round(v["score"], 4),
-                       "val_i2t": round(v["val/i2t/mAP@all"], 4), "val_t2i": round(v["val/t2i/mAP@all"], 4),
-                       "epoch": h.selected["epoch"], "s": round(time.time() - t0)}
-                if args.query:
-                    from crossmodal.retrieval.evaluate import evaluate
-
-                    rep = evaluate(h, ds, ks=())
-                    row["query"] = {d: round(float(r["mAP@all"]), 4) for d, r in rep.results.items()}
-                print(json.dumps(row), flush=True)
-
+"""``benchmarks/ugach_grid.py --dataset wiki`` under its old name (the README cites it)."""
+from ugach_grid import main
 
 if __name__ == "__main__":
-    main()
+    main(default_dataset="wiki")

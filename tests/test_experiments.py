@@ -11,7 +11,7 @@ import yaml
 
 from crossmodal.cli import main
 from crossmodal.data import SOURCES
-from crossmodal.errors import ConfigError
+from crossmodal.errors import ConfigError, CrossmodalError
 from crossmodal.methods import available_methods, get_method
 from crossmodal.report import write_report
 from crossmodal.runs import CONFIG_DIR, load_config, preset_path, rerun, train_run
@@ -67,7 +67,7 @@ def sweep_dir(tmp_path_factory):
 
 def test_sweep_runs_the_grid_and_records_failures(sweep_dir):
     d, counts, logs = sweep_dir
-    assert counts == {"done": 8, "failed": 4, "skipped": 0}
+    assert counts == {"done": 8, "failed": 4, "skipped": 0, "stale": 0}
     failed = json.loads((d / "runs" / "broken-toy-8b-s0" / "failed.json").read_text())
     assert "hidden" in failed["error"]
     states = json.loads((d / "runs" / "sweep.json").read_text())["points"]
@@ -78,7 +78,34 @@ def test_sweep_skips_finished_runs_on_rerun(sweep_dir):
     d, _, _ = sweep_dir
     logs = []
     counts = run_sweep(d / "t.yaml", out=d / "runs", only=["cca-itq", "lsh"], log=logs.append)
-    assert counts == {"done": 0, "failed": 0, "skipped": 8}
+    assert counts == {"done": 0, "failed": 0, "skipped": 8, "stale": 0}
+
+
+def test_finished_run_with_another_config_is_stale_kept_and_blocks_results(tmp_path, monkeypatch):
+    """A preset changed after a sweep ran: rerunning reports the finished runs STALE and keeps
+    them byte for byte; reproduce refuses to write results from them."""
+    from crossmodal.experiments.reproduce import reproduce
+    from crossmodal.experiments.sweep import stale_runs
+
+    sw = {"name": "s", "datasets": [{"name": "toy", "params": TOY}], "tracker": "jsonl",
+          "methods": [{"method": "cca-itq", "overrides": {"reg": 1e-3}}], "bits": [8], "seeds": [0]}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sw))
+    run_sweep(tmp_path / "s.yaml", out=tmp_path / "runs" / "s", log=lambda *_: None)
+    assert stale_runs(sw, tmp_path / "runs" / "s") == []
+    report = tmp_path / "runs" / "s" / "cca-itq+reg=0.001-toy-8b-s0" / "report.json"
+    before = report.read_bytes()
+    sw["methods"][0]["overrides"] = {"reg": 1e-2}  # same label below: the folder name stays
+    sw["methods"][0]["label"] = "cca-itq+reg=0.001"
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sw))
+    logs = []
+    counts = run_sweep(tmp_path / "s.yaml", out=tmp_path / "runs" / "s", log=logs.append)
+    assert counts["stale"] == 1 and counts["done"] == 0 and report.read_bytes() == before
+    assert any("STALE" in line and "reg" in line for line in logs)
+    assert stale_runs(sw, tmp_path / "runs" / "s") == [("cca-itq+reg=0.001-toy-8b-s0", ["reg"])]
+    monkeypatch.setattr("crossmodal.experiments.reproduce.sweep_file", lambda name: tmp_path / "s.yaml")
+    with pytest.raises(CrossmodalError, match="1 finished run.*another config.*reg.*results not written"):
+        reproduce("s", runs=tmp_path / "runs", results=tmp_path / "results", log=lambda *_: None)
+    assert not (tmp_path / "results").exists()
 
 
 def test_report_table_is_the_mean_and_std_of_the_runs(sweep_dir, tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from crossmodal.errors import CrossmodalError
 
 PACKAGE = Path(__file__).resolve().parent.parent
 REPO_EXPERIMENTS = PACKAGE.parent / "experiments"
@@ -52,7 +53,7 @@ def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def reproduce(name: str, data_root=None, runs="runs/sweeps", results=None, report_only=False, log=print) -> dict:
-    from crossmodal.experiments.sweep import entry_label, load_sweep, run_sweep
+    from crossmodal.experiments.sweep import entry_label, load_sweep, run_sweep, stale_runs
     from crossmodal.report import write_report
 
     sweep = sweep_file(name)
@@ -61,6 +62,12 @@ def reproduce(name: str, data_root=None, runs="runs/sweeps", results=None, repor
     counts = {"failed": 0}
     if not report_only:
         counts = run_sweep(sweep, data_root=data_root, out=run_folder, log=log)
+    stale = stale_runs(sw, run_folder)
+    if stale:
+        folder, keys = stale[0]
+        raise CrossmodalError(f"{len(stale)} finished run(s) in {run_folder} were made with another config than "
+                              f"{sweep.name} now gives (e.g. {folder}: {', '.join(keys)}); results not written: "
+                              "reproduce into a new --runs folder")
     out = Path(results) / sw["name"] if results else results_dir() / sw["name"]
     table, files = write_report([run_folder], out, methods_order=[entry_label(m) for m in sw["methods"]])
     log(table.to_markdown())

@@ -17,7 +17,9 @@ A sweep file::
                                     # wandb: {project, entity, tags, notes}
 
 Each grid point gets its own folder ``OUT/LABEL-DATASET-BITSb-sSEED``. Rerunning the sweep skips
-finished runs (``report.json`` present), resumes interrupted ones from their last checkpoint,
+finished runs (``report.json`` present) -- a finished run whose config differs from what the sweep
+file now gives is reported STALE and kept, never retrained in place --, resumes interrupted ones
+from their last checkpoint,
 and retries failed ones; a failing point (an unknown method, a bad key, missing data, a crash)
 is recorded in its ``failed.json`` and the sweep goes on. ``OUT/sweep.json`` lists every grid
 point and its state, rewritten after each point. ``--dry-run`` validates every point (method,
@@ -164,6 +166,39 @@ def check_point(p: dict, data_root: str | None = None, _cache: dict | None = Non
     return {"config": cfg, "run": run}
 
 
+IGNORED_KEYS = ("progress", "device", "keep_checkpoints")  # change how a run is made, not what it learns
+
+
+def stale_keys(run_dir: Path, point: dict) -> list[str]:
+    """Config keys whose value in the finished run ``run_dir`` differs from what the sweep file
+    now gives its grid ``point`` (e.g. after a preset changed); ``[]`` when they agree."""
+    from crossmodal.methods import get_method
+    from crossmodal.runs import dataset_key
+
+    try:
+        have = json.loads((run_dir / "run.json").read_text()).get("config") or {}
+        cfg, _ = method_config(point["method"], dataset_key(point["dataset"]["name"]))
+        cls = get_method(point["method"]["method"])
+        want = cls(point["bits"], seed=point["seed"], **cfg).config
+    except (OSError, ValueError, CrossmodalError):
+        return []  # unreadable or no longer valid: reported by the run's own checks, not here
+    # a key the run does not record was added later, with its default = the behaviour it ran with
+    have = {**cls.defaults, **have}
+    return sorted(k for k in cfg if k not in IGNORED_KEYS and have.get(k) != want.get(k))
+
+
+def stale_runs(sw: dict, out: Path) -> list[tuple[str, list[str]]]:
+    """``(folder, keys)`` of every finished grid point under ``out`` made with another config."""
+    found = []
+    for p in grid(sw):
+        run_dir = Path(out) / p["folder"]
+        if state(run_dir) == "done":
+            keys = stale_keys(run_dir, p)
+            if keys:
+                found.append((p["folder"], keys))
+    return found
+
+
 def _write_state(out: Path, path, sw: dict, points: list[dict]) -> None:
     summary = [{"folder": p["folder"], "label": p["label"], "state": state(out / p["folder"])} for p in points]
     tmp = out / ".sweep.json.tmp"
@@ -207,7 +242,7 @@ def run_sweep(path: str | Path, data_root: str | None = None, out: str | Path | 
         log(f"sweep {sw['name']}: {len(points) - bad} of {len(points)} grid points valid")
         return {"valid": len(points) - bad, "invalid": bad}
     out.mkdir(parents=True, exist_ok=True)
-    counts = {"done": 0, "failed": 0, "skipped": 0}
+    counts = {"done": 0, "failed": 0, "skipped": 0, "stale": 0}
     t0 = time.perf_counter()
     _write_state(out, path, sw, points)
     for i, p in enumerate(points, 1):
@@ -215,8 +250,14 @@ def run_sweep(path: str | Path, data_root: str | None = None, out: str | Path | 
         st = state(run_dir)
         head = f"[{i}/{len(points)}] {p['folder']}"
         if st == "done":
-            log(f"{head}: finished earlier, skipped")
-            counts["skipped"] += 1
+            keys = stale_keys(run_dir, p)
+            if keys:
+                log(f"{head}: STALE: finished with another {', '.join(keys)} than the sweep file now gives; "
+                    "kept (a finished run is never changed): sweep into a new --out to retrain")
+                counts["stale"] += 1
+            else:
+                log(f"{head}: finished earlier, skipped")
+                counts["skipped"] += 1
             continue
         ds = p["dataset"]
         try:
@@ -252,7 +293,8 @@ def run_sweep(path: str | Path, data_root: str | None = None, out: str | Path | 
             log(f"{head}: FAILED ({type(exc).__name__}: {exc}); recorded in {run_dir / 'failed.json'}")
             counts["failed"] += 1
         _write_state(out, path, sw, points)
-    log(f"sweep {sw['name']}: {counts['done']} trained, {counts['skipped']} already finished, {counts['failed']} failed "
+    stale = f", {counts['stale']} STALE (another config)" if counts["stale"] else ""
+    log(f"sweep {sw['name']}: {counts['done']} trained, {counts['skipped']} already finished{stale}, {counts['failed']} failed "
         f"in {time.perf_counter() - t0:.0f} s -> {out}")
     if (tracker or "jsonl") == "wandb" and (counts["done"] or counts["skipped"]):
         log_sweep_report(out, sw, wandb, log=log)

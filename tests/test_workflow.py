@@ -370,7 +370,7 @@ def test_sweep_dry_run_validates_every_point_and_failures_do_not_stop_it(tmp_pat
     sw["datasets"] = sw["datasets"][:1]
     (tmp_path / "v.yaml").write_text(yaml.safe_dump(sw))
     counts = run_sweep(tmp_path / "v.yaml", out=tmp_path / "out", **QUIET)
-    assert counts == {"done": 2, "failed": 2, "skipped": 0}
+    assert counts == {"done": 2, "failed": 2, "skipped": 0, "stale": 0}
     failed = json.loads((tmp_path / "out" / "no-such-method-toy-8b-s0" / "failed.json").read_text())
     assert failed["stage"] == "config" and "no-such-method" in failed["error"]
     states = {p["folder"]: p["state"] for p in json.loads((tmp_path / "out" / "sweep.json").read_text())["points"]}

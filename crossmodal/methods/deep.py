@@ -323,11 +323,11 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
         raw = {"image": train.image, "text": train.text_dense()}
         e2e = ("image",) if self.end2end else ()
         self.prep = {m: {} if m in e2e else fit_standardizer(raw[m], c["standardize"]) for m in MODALITIES}
-        X = {m: self._prep_input(m, raw[m]) for m in MODALITIES}
+        X = {m: self._prep_input(m, raw[m]) for m in MODALITIES if m not in e2e}
         self.n_train = train.n
         self._build()
         if self.end2end:  # similarity features: the (pretrained) backbone's, as the official frozen copy
-            raw["image"] = self.backbone_features(X["image"])
+            raw["image"] = self.backbone_features(train.image)  # read in chunks: never the whole image.npy
             X["image"] = apply_standardizer(raw["image"], fit_standardizer(raw["image"], c["standardize"]),
                                             c["standardize"])
             self.loader_data = RowDataset(train.image)

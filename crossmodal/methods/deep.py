@@ -42,7 +42,7 @@ Two input modes of the image side (config ``mode``):
 * ``end2end``: image rows are raw images flattened from ``image_shape`` ``[C, H, W]`` in the
   ``image_layout`` order (``chw``, or ``hwc`` as the ``pixels`` featurizer and the ``toy``
   dataset write them), values in [0, 1]. The image tower is :class:`BackboneTower`: a backbone
-  (``tiny``, torchvision ``alexnet`` / ``vgg16`` / ``vgg19`` / ``resnet18`` when torchvision
+  (``tiny``, torchvision ``alexnet`` / ``vgg11`` / ``vgg16`` / ``vgg19`` / ``resnet18`` when torchvision
   imports, ImageNet weights from the local ``backbone_weights`` file, or ``hf:PATH``), each with
   the input it expects (:func:`~crossmodal.methods.unimodal.base.backbone_input`), then the MLP
   head (``hidden: []`` is the official ``fc_encode`` on fc7); the whole tower is trained with

@@ -66,11 +66,11 @@ from torch import nn
 
 from crossmodal.data.core import PairedData
 from crossmodal.engine import resolve_device
-from crossmodal.errors import ConfigError
 from crossmodal.methods.base import Hasher
 from crossmodal.methods.params import Choice, Param, Range
 from crossmodal.methods.unimodal.base import (DEEP_PARAMS, RowDataset, apply_standardizer, backbone_input,
-                                              build_backbone, check_end2end, fit_standardizer, rows_to_images)
+                                              build_backbone, check_end2end, check_end2end_config,
+                                              fit_standardizer, rows_to_images)
 from crossmodal.training import EpochTrainer
 
 MODALITIES = ("image", "text")
@@ -173,9 +173,7 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
 
     def __init__(self, bits: int, seed: int = 0, **config):
         super().__init__(bits, seed=seed, **config)
-        c = self.config
-        if c["mode"] == "end2end" and len(c["image_shape"]) != 3:
-            raise ConfigError(f"{self.name}: mode end2end needs image_shape: [C, H, W] (the layout of the image rows)")
+        check_end2end_config(self.name, self.config)
         self.prep: dict = {}
         self.towers: nn.ModuleDict | None = None
         self.epoch = 0

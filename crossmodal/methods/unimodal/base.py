@@ -191,6 +191,12 @@ def build_backbone(name: str, in_channels: int, weights: str = "") -> tuple[nn.M
     raise ConfigError(f"unknown backbone {name!r}; use tiny, {', '.join(TORCHVISION_BACKBONES)} or hf:PATH")
 
 
+def check_end2end_config(name: str, config: dict) -> None:
+    """``mode: end2end`` needs ``image_shape: [C, H, W]``; a one-line ConfigError otherwise."""
+    if config["mode"] == "end2end" and len(config["image_shape"]) != 3:
+        raise ConfigError(f"{name}: mode end2end needs image_shape: [C, H, W] (the layout of the image rows)")
+
+
 def check_end2end(name: str, config: dict, image_dim: int) -> None:
     """``mode: end2end``: the image rows must hold ``image_shape`` values and the backbone must be
     buildable (torchvision importable for its backbones); one-line errors otherwise."""
@@ -311,9 +317,7 @@ class DeepImageHasher(EpochTrainer, ImageHasher):
 
     def __init__(self, bits: int, seed: int = 0, **config):
         super().__init__(bits, seed=seed, **config)
-        c = self.config
-        if c["mode"] == "end2end" and len(c["image_shape"]) != 3:
-            raise ConfigError(f"{self.name}: end2end mode needs image_shape: [C, H, W] (the layout of the flattened rows)")
+        check_end2end_config(self.name, self.config)
         self.prep: dict = {}
         self.net: HashNet | None = None
 

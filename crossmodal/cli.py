@@ -405,9 +405,9 @@ def cmd_datasets(args) -> int:
     from crossmodal.data import SOURCES, get_dataset
 
     if args.datasets_command in (None, "list"):
-        from crossmodal.data.prepare import _sources
+        from crossmodal.data.prepare import source_specs
 
-        specs = _sources()
+        specs = source_specs()
         for s in SOURCES.values():
             print(f"{s.name:13s} {s.description}")
             if s.name in specs:

@@ -78,7 +78,7 @@ def seed_everything(seed: int) -> None:
 # --------------------------------------------------------------------------- atomic writes
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:
@@ -139,7 +139,7 @@ def clean_stale_tmp(folder: str | os.PathLike, recursive: bool = True) -> list[P
     legacy = folder.rglob("*.tmp") if recursive else folder.glob("*.tmp")
     for p in list(files) + list(legacy):
         m = _TMP.match(p.name)
-        if m and int(m.group(1)) != os.getpid() and _pid_alive(int(m.group(1))):
+        if m and int(m.group(1)) != os.getpid() and pid_alive(int(m.group(1))):
             continue
         if m and int(m.group(1)) == os.getpid():
             continue
@@ -341,7 +341,7 @@ class RunLock:
                         continue  # released meanwhile: try again
                     pid = owner.get("pid") if isinstance(owner, dict) else None
                     same_host = isinstance(owner, dict) and owner.get("host") == self.me["host"]
-                    if same_host and isinstance(pid, int) and pid != self.me["pid"] and not _pid_alive(pid):
+                    if same_host and isinstance(pid, int) and pid != self.me["pid"] and not pid_alive(pid):
                         print(f"crossmodal: warning: {self.path}: stale lock of process {pid} (gone) removed",
                               file=sys.stderr)
                         self.path.unlink(missing_ok=True)

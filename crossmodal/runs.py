@@ -33,7 +33,7 @@ import yaml
 from crossmodal import __version__
 from crossmodal.data import get_dataset
 from crossmodal.engine import (
-    _pid_alive,
+    pid_alive,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
@@ -294,11 +294,11 @@ def model_identity(model_dir: str | os.PathLike) -> str:
 
 def _comparable(spec: dict) -> dict:
     """What must be equal for a run to be resumed: the model, the data, and the evaluation."""
-    from crossmodal.training import _model_config
+    from crossmodal.training import model_config
 
     d = spec.get("dataset", {})
     return {"method": spec.get("method"), "bits": spec.get("bits"), "seed": spec.get("seed"),
-            "config": _model_config(json.loads(json.dumps(spec.get("config", {})))),
+            "config": model_config(json.loads(json.dumps(spec.get("config", {})))),
             "dataset": {"name": d.get("name"), "root": d.get("root"), "params": d.get("params") or {}},
             "split_hash": spec.get("split_hash")}
 
@@ -585,7 +585,7 @@ def evaluate_run(run_dir: str | os.PathLike, ks=(100,), directions=None, log=pri
     evals.mkdir(exist_ok=True)
     for old in evals.glob(".eval-partial-*"):  # left by a killed evaluation: its process is gone
         m = re.match(r"\.eval-partial-(\d+)-", old.name)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             shutil.rmtree(old, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".eval-partial-{os.getpid()}-", dir=evals))
     try:

@@ -31,7 +31,7 @@ from crossmodal.threads import training_threads
 RUNTIME_KEYS = ("device", "progress", "num_workers")  # may differ between a run and its resume
 
 
-def _model_config(config: dict) -> dict:
+def model_config(config: dict) -> dict:
     return {k: v for k, v in (config or {}).items() if k not in RUNTIME_KEYS}
 
 
@@ -88,7 +88,7 @@ class EpochTrainer:
         if "nets" not in ck:
             raise ConfigError(f"{self.name}: the checkpoint was written by an older crossmodal and cannot be resumed; "
                               "remove the run's checkpoints/ folder to train from the start")
-        if (_model_config(ck.get("config")) != _model_config(self.config) or ck.get("bits") != self.bits
+        if (model_config(ck.get("config")) != model_config(self.config) or ck.get("bits") != self.bits
                 or ck.get("seed") != self.seed):
             raise ConfigError(f"{self.name}: the checkpoint was written with another config, bits or seed; "
                               "resume with the same ones")

@@ -33,7 +33,7 @@ FORMAT_VERSION = 1
 SPLIT_PARTS = ("train", "validation", "query", "database")
 
 
-def _as_2d_float(name: str, x: Any) -> np.ndarray | sp.csr_matrix:
+def as_2d_float(name: str, x: Any) -> np.ndarray | sp.csr_matrix:
     """Validate a feature matrix: 2-D, numeric, finite; returns float32 (dense or CSR)."""
     if sp.issparse(x):
         x = sp.csr_matrix(x, dtype=np.float32)
@@ -130,12 +130,12 @@ class PairedData:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.image = _as_2d_float("image features", self.image)
+        self.image = as_2d_float("image features", self.image)
         if sp.issparse(self.image):
             self.image = np.asarray(self.image.todense(), dtype=np.float32)
         n = self.image.shape[0]
         if self.text is not None:
-            self.text = _as_2d_float("text features", self.text)
+            self.text = as_2d_float("text features", self.text)
             if self.text.shape[0] != n:
                 raise DataError(
                     f"text features have {self.text.shape[0]} rows but image features have {n}; "

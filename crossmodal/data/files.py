@@ -85,7 +85,7 @@ def paired_from_arrays(arrays: dict, where: str, source: str = "mat") -> tuple[P
     train/test scheme (None otherwise), ``info["scheme"]`` the scheme, ``info["unused"]`` the
     variables no scheme read.
     """
-    from crossmodal.data.matfile import _labels
+    from crossmodal.data.matfile import labels_from_any
 
     names = ", ".join(sorted(arrays)) or "none"
     for scheme, (need, optional) in SCHEMES.items():
@@ -123,7 +123,7 @@ def paired_from_arrays(arrays: dict, where: str, source: str = "mat") -> tuple[P
                 blocks.append(lab.reshape(m, -1) if lab.ndim <= 2 and lab.size % max(m, 1) == 0 else lab)
             if blocks[0].shape[1] != blocks[1].shape[1]:
                 raise DataError(f"{where}: L_tr and L_te have different numbers of classes; give labels over the same classes")
-            labels = _labels(np.concatenate(blocks), n_tr + n_te, "L_tr/L_te")
+            labels = labels_from_any(np.concatenate(blocks), n_tr + n_te, "L_tr/L_te")
         n_train = n_tr
     else:
         x, y = need
@@ -134,7 +134,7 @@ def paired_from_arrays(arrays: dict, where: str, source: str = "mat") -> tuple[P
             raise DataError(f"{where}: {x} has {n} rows but {y} has {a[y].shape[0]}; the files come from different datasets")
         image = np.asarray(a[x]).astype(np.float32)
         text = a[y].astype(np.float32) if sp.issparse(a[y]) else np.asarray(a[y]).astype(np.float32)
-        labels = _labels(a.get(lab), n, lab)
+        labels = labels_from_any(a.get(lab), n, lab)
         n_train = None
     meta = {"source": source, "scheme": scheme}
     if unused:

@@ -61,7 +61,7 @@ def _read_v73(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _labels(arr: np.ndarray | None, n: int, key: str) -> np.ndarray | None:
+def labels_from_any(arr: np.ndarray | None, n: int, key: str) -> np.ndarray | None:
     if arr is None:
         return None
     a = np.asarray(arr)

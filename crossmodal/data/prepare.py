@@ -135,7 +135,7 @@ def word_tokens(texts: list[str]) -> list[list[str]]:
     return [[w for w in tokenize(t) if w not in STOPWORDS] for t in texts]
 
 
-def _sources() -> dict[str, SourceSpec]:
+def source_specs() -> dict[str, SourceSpec]:
     from crossmodal.data import coco, iaprtc12, mirflickr, nuswide
 
     specs = [mirflickr.SPEC, nuswide.SPEC_TC10, nuswide.SPEC_TC21, coco.SPEC, iaprtc12.SPEC]
@@ -143,7 +143,7 @@ def _sources() -> dict[str, SourceSpec]:
 
 
 def get_spec(name: str) -> SourceSpec:
-    specs = _sources()
+    specs = source_specs()
     if name not in specs:
         import difflib
 

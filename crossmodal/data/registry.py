@@ -70,9 +70,9 @@ PATH_PARAMS = ("protocol", "n_query", "n_train", "n_validation")
 
 
 def _register_benchmarks() -> None:
-    from crossmodal.data.prepare import _sources
+    from crossmodal.data.prepare import source_specs
 
-    for name, spec in _sources().items():
+    for name, spec in source_specs().items():
         SOURCES[name] = Source(name, spec.title + " (--data-root: community .mat files or a prepared folder)",
                                _benchmark(name), True, BENCHMARK_PARAMS)
 

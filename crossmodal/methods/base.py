@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal import __version__
-from crossmodal.data.core import PairedData, _as_2d_float
+from crossmodal.data.core import PairedData, as_2d_float
 from crossmodal.errors import ConfigError, DataError
 from crossmodal.retrieval.codes import check_bits, pack, sign_bits
 from crossmodal.methods.params import Param, params_from_defaults, resolve_params
@@ -145,7 +145,7 @@ class Hasher:
     def _check_input(self, modality: str, X) -> np.ndarray:
         if not self.fitted:
             raise DataError(f"{self.name}: not fitted yet; call fit() or load a trained model")
-        X = _as_2d_float(f"{modality} features", X)
+        X = as_2d_float(f"{modality} features", X)
         if not isinstance(X, np.ndarray):
             X = np.asarray(X.todense(), dtype=np.float32)
         want = self.dims[modality]

@@ -16,3 +16,12 @@ class DataError(CrossmodalError, ValueError):
 
 class ConfigError(CrossmodalError, ValueError):
     """An unknown or invalid configuration key or value."""
+
+
+def did_you_mean(word: str, choices) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices`` to ``word``, or ``""``: the one
+    hint every unknown-name error appends."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""

@@ -215,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
         for modality in ("image", "text"):
             p.add_argument(f"--{part}-{modality}", default=None, metavar="FILE",
                            help=f"{part} {modality} codes (.npy, .mat or FILE.mat:VAR)")
+    p.add_argument("--database-pair", default=None, metavar="FILE",
+                   help="one code per database pair, coded from both modalities: the run reports the unified "
+                        "convention (`evaluate --database-codes per-modality` scores --database-image/-text)")
+    p.add_argument("--validation-fraction", type=float, default=None,
+                   help="the dataset's validation share, as given to train (recorded; the query and database "
+                        "parts the codes belong to do not depend on it)")
 
     p = sub.add_parser("methods", help="list the methods, or describe one (config keys, defaults, presets)",
                        description="Every method from the registry: built-ins, @register_method classes of "
@@ -459,8 +465,10 @@ def cmd_import_codes(args) -> int:
 
     files = {(part, m): getattr(args, f"{part}_{m}") for part in ("query", "database") for m in ("image", "text")
              if getattr(args, f"{part}_{m}")}
+    if args.database_pair:
+        files[("database", "pair")] = args.database_pair
     run = import_codes(files, args.dataset, args.bits, args.name, data_root=args.data_root, seed=args.seed,
-                       out=args.out)
+                       out=args.out, validation_fraction=args.validation_fraction)
     print((run / "report.md").read_text())
     print(f"run folder: {run}")
     return 0

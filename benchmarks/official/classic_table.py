@@ -43,7 +43,7 @@ def _diff(values, ref) -> tuple[str, float | None]:
     if not values or not ref:
         return "—", None
     d = float(np.mean(values) - np.mean(ref))
-    text = f"{d:+.4f}"
+    text = f"{round(d, 4) + 0.0:+.4f}"  # + 0.0: no "-0.0000"
     return (f"**{text}**" if abs(d) > GAP else text), d
 
 
@@ -82,8 +82,9 @@ def table_rows(data: dict) -> tuple[list[str], list[tuple]]:
     return lines, gaps
 
 
-def write_table(data: dict, path: Path) -> None:
-    """Write ``classic.md`` for the results ``data`` (the parsed ``classic.json``), atomically."""
+def write_table(data: dict, path: Path, readme: Path | None = None) -> None:
+    """Write ``classic.md`` for the results ``data`` (the parsed ``classic.json``), atomically, and
+    embed its tables in ``readme`` between the markers (:func:`embed`)."""
     from common import atomic_write
 
     about = data.get("about", {})
@@ -108,3 +109,21 @@ def write_table(data: dict, path: Path) -> None:
         tail += [f"- {ds} {m} {b} bits, {v}: {err}" for ds, m, b, v, err in failed]
     text = "\n".join(head + lines + tail) + "\n"
     atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    if readme is not None and Path(readme).is_file():
+        embed(Path(readme), "\n".join(lines + tail))
+
+
+BEGIN, END = "<!-- classic.md: generated, do not edit -->", "<!-- /classic.md -->"
+
+
+def embed(readme: Path, body: str) -> None:
+    """Replace the text between the :data:`BEGIN` and :data:`END` markers of ``readme`` with ``body``
+    (the tables of ``classic.md``); a page without the markers is left as it is."""
+    from common import atomic_write
+
+    text = readme.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        return
+    head, rest = text.split(BEGIN, 1)
+    new = f"{head}{BEGIN}\n{body}\n{END}{rest.split(END, 1)[1]}"
+    atomic_write(readme, lambda tmp: tmp.write_text(new, encoding="utf-8"))

@@ -57,7 +57,7 @@ def test_table_is_generated_from_the_json(tmp_path):
     assert proc.returncode == 0, proc.stderr
     md = (tmp_path / "results" / "classic.md").read_text()
     assert ("| cmfh | 16 | per-modality | I→T | 0.2100 ± 0.0100 (n=2) | 0.2100 ± 0.0000 (n=2) | +0.0000 "
-            "| 0.2100 ± 0.0050 (n=2) | +0.0000 |") in md
+            "| 0.2100 ± 0.0050 (n=2) | +0.0000 | — |") in md
     assert "| cmfh | 16 | per-modality | T→I | 0.3000 ± 0.0000 (n=2) | 0.3300 ± 0.0000 (n=2) | **+0.0300** " in md
     assert "- wiki cmfh 16 bits, per-modality, T→I: port +0.0300" in md
     assert "- wiki cmfh 128 bits, official: octave: error: eigs" in md

@@ -4,7 +4,9 @@ One table per dataset; a row per method x bits x database convention x direction
 as mean ± std over the seeds (population std) of the released code (``official``), the port with
 the same settings (``port``) and, where the released code departs from the paper, the port with
 its named option for the released behaviour (``port, released``), each port column followed by its
-difference to the official mean. Differences over 0.01 are in bold and listed after the tables.
+difference to the official mean, and the database bits of the port-released codes that equal the
+released code's bit for bit (``equal bits``, image / text, mean over seeds). Differences over 0.01
+are in bold and listed after the tables.
 """
 
 from __future__ import annotations
@@ -47,6 +49,17 @@ def _diff(values, ref) -> tuple[str, float | None]:
     return (f"**{text}**" if abs(d) > GAP else text), d
 
 
+def _equal_bits(entries, ds: str, method: str, bits: int) -> str:
+    """``image / text`` database bits of the port-released run equal to the released code's
+    (up to a flip; mean over seeds), from the entries' ``agreement``; ``—`` without."""
+    got = [e["agreement"] for e in entries if e["variant"] == "port-released" and e.get("agreement")
+           and (e["dataset"], e["method"], e["bits"]) == (ds, method, bits)]
+    if not got:
+        return "—"
+    mean = lambda m: np.mean([g[m]["identical_bits"] for g in got])  # noqa: E731
+    return f"{mean('image'):.3g} / {mean('text'):.3g} of {bits}"
+
+
 def table_rows(data: dict) -> tuple[list[str], list[tuple]]:
     """The Markdown lines of every dataset's table and the list of gaps over :data:`GAP`
     ``(dataset, method, bits, convention, direction, variant, difference)``."""
@@ -62,8 +75,8 @@ def table_rows(data: dict) -> tuple[list[str], list[tuple]]:
                   f"{info.get('n_database', '?')} database items (split {info.get('split_hash', '?')}); "
                   f"{METRIC}, mean ± std over seeds {', '.join(map(str, seeds))}", "",
                   "| method | bits | database codes | direction | official | port | port − official "
-                  "| port, released behaviour | released − official |",
-                  "|---|---:|---|---|---:|---:|---:|---:|---:|"]
+                  "| port, released behaviour | released − official | equal bits |",
+                  "|---|---:|---|---|---:|---:|---:|---:|---:|---:|"]
         keys = sorted({k[1:5] for k in cells if k[0] == ds},
                       key=lambda k: (ORDER.index(k[0]) if k[0] in ORDER else 99, k[1], k[2] != "per-modality", k[3]))
         for method, bits, conv, d in keys:
@@ -77,6 +90,7 @@ def table_rows(data: dict) -> tuple[list[str], list[tuple]]:
                 row += [_ms(vals), text]
                 if diff is not None and abs(diff) > GAP:
                     gaps.append((ds, method, bits, conv, d, variant, diff))
+            row.append(_equal_bits(entries, ds, method, bits))
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     return lines, gaps

@@ -82,7 +82,7 @@ def test_iapr_raw_bow(tmp_path, clip_image):
 
 def test_prepare_from_cli_and_query_with_saved_featurizers(tmp_path, tiny_clip, monkeypatch, capsys):
     fakes.make_coco(tmp_path / "raw")
-    monkeypatch.setattr("crossmodal.features.DEFAULT_CLIP", str(tiny_clip))
+    monkeypatch.setattr("crossmodal.features.registry.DEFAULT_CLIP", str(tiny_clip))
     rc = main(["datasets", "prepare", "coco", "--root", str(tmp_path / "raw"), "--out", str(tmp_path / "ds"),
                "--query", "1", "--train", "0", "--validation", "0", "--allow-count-mismatch", "--device", "cpu"])
     assert rc == 0
@@ -109,13 +109,13 @@ class FlakyFeaturizer:
         self.calls, self.items, self.fail_after = 0, 0, fail_after
 
     def transform(self, batch):
-        from crossmodal.features.models import _as_rgb_arrays
+        from crossmodal.features import as_rgb_arrays
 
         if self.fail_after is not None and self.calls >= self.fail_after:
             raise Interrupt
         self.calls += 1
         self.items += len(batch)
-        return np.stack([a.reshape(-1, 3).mean(0) for a in _as_rgb_arrays(batch)]).astype(np.float32)
+        return np.stack([a.reshape(-1, 3).mean(0) for a in as_rgb_arrays(batch)]).astype(np.float32)
 
     def to_dict(self):
         return {"kind": "pixels", "size": 32, "pool": 1}

@@ -426,7 +426,7 @@ def test_stored_featurizer_settings_are_allow_listed(cca_run, tmp_path, capsys, 
 
         raise DataError("fake hub model not in the cache")
 
-    monkeypatch.setitem(features._KINDS, "hf-text", fake_hf)
+    monkeypatch.setitem(features.KINDS, "hf-text", fake_hf)
     feats_file = run / "model" / "featurizers.json"
     feats = json.loads(feats_file.read_text())
     feats["text"] = {"kind": "hf-text", "model": "org/model", "allow_download": True}

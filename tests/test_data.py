@@ -5,7 +5,7 @@ import scipy.sparse as sp
 
 from crossmodal.data import (Dataset, PairedData, Split, get_dataset, labels_from_classes, load_dataset,
                              paired_from_mat, save_dataset)
-from crossmodal.data.toy import make_toy
+from crossmodal.data.sources.toy import make_toy
 from crossmodal.errors import DataError
 
 

@@ -10,11 +10,20 @@ import scipy.io
 
 from crossmodal.cli import main
 from crossmodal.data import get_dataset, load_dataset
-from crossmodal.data.prepare import ChunkedArrayWriter, get_spec, prepare, read_community, safe_extract, verify
+from crossmodal.data import get_spec
+from crossmodal.data.prepare import ChunkedArrayWriter, PrepareOptions, prepare_image_lists, safe_extract, verify
+from crossmodal.data.prepare import prepare as prepare_options
+from crossmodal.data.sources import read_community
 from crossmodal.errors import DataError
 from tests import fakes
 
 SMALL = dict(n_query=2, n_train=0, n_validation=0, strict_counts=False, progress=False, log=lambda *_: None)
+
+
+def prepare(name, root, out, log=print, image_featurizer=None, text_featurizer=None, **options):
+    """:func:`crossmodal.data.prepare.prepare` with its options as keywords."""
+    return prepare_options(PrepareOptions(name, root, out, **options), log=log, image_featurizer=image_featurizer,
+                           text_featurizer=text_featurizer)
 
 
 @pytest.fixture(scope="module")
@@ -356,10 +365,9 @@ def test_image_lists_become_an_image_only_dataset(tmp_path, clip_image, capsys, 
     (root / "database.txt").write_text("".join(f"img/{i}.jpg {i % 2} {1 - i % 2} 1\n" for i in range(6)))
     (root / "test.txt").write_text("img/6.jpg 1 0 0\nimg/7.jpg 0 1 0\n")
     (root / "train.txt").write_text("img/0.jpg 0 1 1\nimg/1.jpg 1 0 1\nimg/2.jpg 0 1 1\n")
-    from crossmodal.data.prepare import prepare_image_lists
-
-    out = prepare_image_lists(root, tmp_path / "ds", "test.txt", "database.txt", "train.txt", n_validation=2,
-                              image_featurizer=clip_image, progress=False, log=lambda *_: None)
+    lists = dict(query_list="test.txt", database_list="database.txt", progress=False)
+    options = PrepareOptions("imagelist", root, tmp_path / "ds", train_list="train.txt", n_validation=2, **lists)
+    out = prepare_image_lists(options, image_featurizer=clip_image, log=lambda *_: None)
     ds = load_dataset(out)
     assert ds.data.text is None and ds.data.n == 8 and ds.data.labels.shape == (8, 3)
     assert ds.split.query.tolist() == [6, 7] and ds.split.train.tolist() == [0, 1, 2]
@@ -367,8 +375,8 @@ def test_image_lists_become_an_image_only_dataset(tmp_path, clip_image, capsys, 
     assert ds.data.labels[6].tolist() == [1, 0, 0]
     (root / "bad.txt").write_text("img/0.jpg 1 1 1\n")  # same image, other labels
     with pytest.raises(DataError, match="different labels in different lists"):
-        prepare_image_lists(root, tmp_path / "ds2", "test.txt", "database.txt", "bad.txt", image_featurizer=clip_image,
-                            progress=False, log=lambda *_: None)
+        prepare_image_lists(PrepareOptions("imagelist", root, tmp_path / "ds2", train_list="bad.txt", **lists),
+                            image_featurizer=clip_image, log=lambda *_: None)
     from crossmodal.runs import train_run
 
     run = train_run("itq", str(out), 8, out=tmp_path / "runs", tracker="none", log=lambda *_: None)

@@ -381,3 +381,46 @@ def test_image_lists_become_an_image_only_dataset(tmp_path, clip_image, capsys, 
 
     run = train_run("itq", str(out), 8, out=tmp_path / "runs", tracker="none", log=lambda *_: None)
     assert (run / "report.json").is_file()
+
+
+def test_prepare_options_from_the_cli_arguments():
+    """Every `datasets prepare` argument lands in its PrepareOptions field (min-tag-count ->
+    min_count, allow-count-mismatch -> not strict_counts); python -m data_prep.NAME passes the name."""
+    import argparse
+
+    from crossmodal.cli import add_prepare_arguments
+
+    p = argparse.ArgumentParser()
+    add_prepare_arguments(p)
+    args = p.parse_args(["coco", "--root", "r", "--out", "o", "--image-features", "pixels", "--pixel-size", "32",
+                         "--text-features", "clip", "--image-model", "im", "--text-model", "tm", "--allow-download",
+                         "--protocol", "ugach", "--seed", "3", "--query", "4", "--train", "5", "--validation", "6",
+                         "--validation-fraction", "0.2", "--min-tag-count", "7", "--device", "cpu", "--batch-size",
+                         "8", "--allow-count-mismatch", "--overwrite", "--query-list", "q", "--database-list", "d",
+                         "--train-list", "t"])
+    o = PrepareOptions.from_args(args)
+    assert o == PrepareOptions(
+        "coco", "r", "o", image_features="pixels", text_features="clip", image_model="im", text_model="tm",
+        pixel_size=32, allow_download=True, device="cpu", batch_size=8, protocol="ugach", seed=3, n_query=4, n_train=5,
+        n_validation=6, validation_fraction=0.2, min_count=7, strict_counts=False, overwrite=True, query_list="q",
+        database_list="d", train_list="t")
+    d = argparse.ArgumentParser()
+    add_prepare_arguments(d, "mirflickr25k")
+    o = PrepareOptions.from_args(d.parse_args(["--root", "r", "--out", "o"]), "mirflickr25k")
+    assert o == PrepareOptions("mirflickr25k", "r", "o")  # the defaults of both agree
+
+
+def test_community_features_of_a_raw_dataset_is_one_clear_error(tmp_path):
+    fakes.make_mirflickr(tmp_path / "raw")
+    with pytest.raises(DataError, match="--image-features community needs the community .mat files"):
+        prepare("mirflickr25k", tmp_path / "raw", tmp_path / "ds", image_features="community", min_count=2, **SMALL)
+    assert _nothing_left(tmp_path)
+
+
+def test_image_lists_need_both_lists(tmp_path, capsys):
+    code = main(["datasets", "prepare", "imagelist", "--root", str(tmp_path), "--out", str(tmp_path / "ds"),
+                 "--query-list", "test.txt"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == ("crossmodal: error: imagelist needs --query-list and --database-list "
+                                         "(and optionally --train-list)")
+    assert not (tmp_path / "ds").exists()

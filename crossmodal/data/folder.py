@@ -185,7 +185,8 @@ def _load_text(path: Path, mode, summary: dict):
         try:
             text = sp.load_npz(path / "text.npz")
         except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-            raise DataError(f"{path / 'text.npz'}: unreadable or truncated ({exc}); prepare the dataset again") from None
+            raise DataError(f"{path / 'text.npz'}: unreadable or truncated ({exc}); "
+                            "prepare the dataset again") from None
     if text is None and summary.get("text_dim"):
         raise DataError(f"{path}: no text.npy or text.npz but meta.json records {summary['text_dim']}-d text features; "
                         "the dataset folder is incomplete")

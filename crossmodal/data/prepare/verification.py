@@ -52,7 +52,8 @@ def _standard_counts(ds, summary: dict) -> list[Result]:
     for k, v in found.items():
         exp = spec.expected.get(k)
         if exp is not None:
-            results.append((f"standard {k}", v == exp, f"{v:,}" + ("" if v == exp else f" (standard release: {exp:,})")))
+            detail = f"{v:,}" + ("" if v == exp else f" (standard release: {exp:,})")
+            results.append((f"standard {k}", v == exp, detail))
     return results
 
 

@@ -247,6 +247,7 @@ class Split:
             raise DataError("split: validation and train share items; carve validation out of the training side")
 
     def check(self, n: int) -> "Split":
+        """``self`` when every index lies in ``[0, n)``, else a :class:`DataError`."""
         for part in SPLIT_PARTS:
             arr = getattr(self, part)
             if arr.size and (arr.min() < 0 or arr.max() >= n):
@@ -268,12 +269,14 @@ class Split:
         return self.train
 
     def to_dict(self) -> dict:
+        """The ``split.json`` object: the four index lists, seed, protocol and hash."""
         d = {part: getattr(self, part).tolist() for part in SPLIT_PARTS}
         d.update(seed=self.seed, protocol=self.protocol, hash=self.hash)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Split":
+        """The split of a ``split.json`` object, checked (a recorded hash must match the indices)."""
         if not isinstance(d, dict):
             raise DataError(f"split.json: expected an object with {', '.join(SPLIT_PARTS)}, "
                             f"got {type(d).__name__}")
@@ -370,9 +373,11 @@ class Dataset:
         return self
 
     def part(self, name: str) -> PairedData:
+        """The rows of split part ``name`` (``"train"``, ``"query"`` ...) as a new PairedData."""
         return self.data.subset(getattr(self.split, name))
 
     def summary(self) -> dict:
+        """Sizes, dimensions, split sizes and hash (the ``summary`` of ``meta.json``)."""
         d = self.data
         return {
             "name": self.name,

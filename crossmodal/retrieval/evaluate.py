@@ -155,7 +155,7 @@ def check_database_codes(hasher, database_codes: str) -> str:
 def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = "retrieved",
              query_part: str = "query", database_part: str = "database",
              database_codes: str = "per-modality", retrieval: str = "hamming") -> Report:
-    """Evaluate a fitted hasher on a :class:`~crossmodal.data.core.Dataset`'s split.
+    """Evaluate a fitted hasher on a :class:`~crossmodal.data.types.Dataset`'s split.
 
     ``database_codes="unified"`` codes every database pair once from both modalities (both
     cross-modal directions then search the same codes); queries are always coded from their

@@ -35,7 +35,7 @@ from crossmodal.features import STOPWORDS, BowFeaturizer
 NO_NEURAL = (None, "community", "bow")  # feature kinds the preparation computes itself
 
 
-def featurizer_of(options: PrepareOptions, modality: str, kind: str | None, model: str | None, given=None):
+def _featurizer_of(options: PrepareOptions, modality: str, kind: str | None, model: str | None, given=None):
     """The featurizer to embed ``modality`` with: ``given`` (a ready-made object) if any, None for
     the kinds of :data:`NO_NEURAL`, else a new one (:meth:`PrepareOptions.featurizer`)."""
     if given is not None:
@@ -52,7 +52,7 @@ def _from_community(spec: SourceSpec, root: Path, community: dict, options: Prep
     if options.text_features not in NO_NEURAL or text_featurizer is not None:
         raise DataError(f"{spec.name}: the community files hold tag vectors only; --text-features "
                         f"{options.text_features} needs the raw dataset")
-    img_f = featurizer_of(options, "image", options.image_features, options.image_model, image_featurizer)
+    img_f = _featurizer_of(options, "image", options.image_features, options.image_model, image_featurizer)
     c = read_community(spec, root, community, need_features=img_f is None, strict_counts=options.strict_counts,
                        log=log)
     n = c["n"]
@@ -86,14 +86,14 @@ def _from_raw(spec: SourceSpec, root: Path, options: PrepareOptions, meta: dict,
         used = labels.any(axis=0)
         labels, label_names = labels[:, used], [w for w, u in zip(label_names, used) if u]
     found = {"items": len(keep), "labels": labels.shape[1]}
-    txt_f = featurizer_of(options, "text", options.text_features, options.text_model, text_featurizer)
+    txt_f = _featurizer_of(options, "text", options.text_features, options.text_model, text_featurizer)
     if txt_f is None:
         found["text_dim"] = len(vocab)
     spec.check_counts(found, options.strict_counts, log)
     if len(keep) == 0:
         raise DataError(f"{spec.name}: no item survives cleaning ({counts}); check the annotation files")
     ids = [raw.ids[i] for i in keep]
-    img_f = featurizer_of(options, "image", options.image_features or "clip", options.image_model, image_featurizer)
+    img_f = _featurizer_of(options, "image", options.image_features or "clip", options.image_model, image_featurizer)
     if img_f is None:
         raise DataError(f"{root}: --image-features {options.image_features} needs the community .mat files "
                         f"({spec.community_files}); for raw images choose vgg19, clip, hf or pixels")

@@ -48,6 +48,8 @@ def get_spec(name: str) -> SourceSpec:
 
 @dataclass(frozen=True)
 class Source:
+    """A name ``--dataset`` accepts: its description, loader, whether it needs ``--data-root``."""
+
     name: str
     description: str
     loader: Callable[..., Dataset]

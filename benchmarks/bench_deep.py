@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's crossmodal
 
-from crossmodal.data.core import PairedData
+from crossmodal.data import PairedData
 from crossmodal.methods import get_method
 from crossmodal.runs import load_config, preset_path
 

@@ -29,7 +29,7 @@ import time
 import numpy as np
 import torch
 
-from crossmodal.data.core import Dataset, PairedData, Split
+from crossmodal.data import Dataset, PairedData, Split
 from crossmodal.graph import correlation_graph, knn_ivf
 from crossmodal.methods.ugach import DIRECTIONS, OTHER, UGACH
 from crossmodal.nets import sq_dist

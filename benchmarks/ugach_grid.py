@@ -17,7 +17,7 @@ import argparse
 import json
 import time
 
-from crossmodal.data.registry import get_dataset
+from crossmodal.data import get_dataset
 from crossmodal.methods import get_method
 from crossmodal.runs import load_config_file, validation_set
 

@@ -282,36 +282,15 @@ def add_prepare_arguments(p: argparse.ArgumentParser, name: str | None = None) -
 
 
 def run_prepare(args, name: str | None = None) -> int:
-    from crossmodal.data.prepare import prepare, prepare_image_lists
+    from crossmodal.data.prepare import PrepareOptions, prepare, prepare_image_lists, prepare_paired
 
-    if (name or args.name) == "mat":
-        from crossmodal.data import save_dataset
-        from crossmodal.data.files import load_paired_path
-
-        ds = load_paired_path(args.root, seed=args.seed, protocol=args.protocol, n_query=args.n_query,
-                              n_train=args.n_train, n_validation=args.n_validation,
-                              validation_fraction=args.validation_fraction)
-        for note in ds.notes:
-            print(f"note: {note}")
-        out = save_dataset(ds, args.out, overwrite=args.overwrite)
-        print(f"wrote {out}: {ds.data.n:,} pairs, image {ds.data.image_dim}-d, text {ds.data.text_dim}-d, "
-              f"split {ds.split.protocol} (hash {ds.split.hash})")
-        return 0
-    if (name or args.name) == "imagelist":
-        if not (args.query_list and args.database_list):
-            raise CrossmodalError("imagelist needs --query-list and --database-list (and optionally --train-list)")
-        prepare_image_lists(args.root, args.out, args.query_list, args.database_list, args.train_list,
-                            image_features=args.image_features, image_model=args.image_model,
-                            n_validation=args.n_validation if args.n_validation is not None else 500, seed=args.seed,
-                            device=args.device, batch_size=args.batch_size, allow_download=args.allow_download,
-                            overwrite=args.overwrite, pixel_size=args.pixel_size)
-        return 0
-    prepare(name or args.name, args.root, args.out, image_features=args.image_features,
-            text_features=args.text_features, image_model=args.image_model, text_model=args.text_model,
-            protocol=args.protocol, seed=args.seed, n_query=args.n_query, n_train=args.n_train,
-            n_validation=args.n_validation, min_count=args.min_tag_count, device=args.device,
-            batch_size=args.batch_size, allow_download=args.allow_download,
-            strict_counts=not args.allow_count_mismatch, overwrite=args.overwrite, pixel_size=args.pixel_size)
+    options = PrepareOptions.from_args(args, name)
+    if options.name == "mat":
+        prepare_paired(options)
+    elif options.name == "imagelist":
+        prepare_image_lists(options)
+    else:
+        prepare(options)
     return 0
 
 
@@ -405,7 +384,7 @@ def cmd_datasets(args) -> int:
     from crossmodal.data import SOURCES, get_dataset
 
     if args.datasets_command in (None, "list"):
-        from crossmodal.data.prepare import source_specs
+        from crossmodal.data import source_specs
 
         specs = source_specs()
         for s in SOURCES.values():

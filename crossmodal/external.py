@@ -41,7 +41,7 @@ def read_code_file(path: str | os.PathLike, bits: int, n_rows: int, what: str) -
         except ValueError as exc:
             raise DataError(f"{what}: {p} is not a plain numeric .npy ({exc})") from None
     elif p.suffix == ".mat":
-        from crossmodal.data.matfile import read_mat
+        from crossmodal.data import read_mat
 
         found = {k: v for k, v in read_mat(p).items() if getattr(v, "ndim", 0) == 2}
         if var is not None:

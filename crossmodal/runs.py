@@ -31,7 +31,7 @@ import numpy as np
 import yaml
 
 from crossmodal import __version__
-from crossmodal.data import get_dataset
+from crossmodal.data import get_dataset, read_meta
 from crossmodal.engine import (
     pid_alive,
     atomic_write_bytes,
@@ -203,8 +203,8 @@ def dataset_key(dataset: str) -> str:
         return p.stem  # a paired .mat / .npz file or a feature folder: its name
     if p.is_dir() and (p / "meta.json").is_file():
         try:
-            return json.loads((p / "meta.json").read_text(encoding="utf-8")).get("name") or p.name
-        except json.JSONDecodeError:
+            return read_meta(p).get("name") or p.name
+        except DataError:  # a damaged folder: loading it says what is wrong
             return p.name
     return dataset
 
@@ -222,7 +222,7 @@ def protocol_note(want: str | None, ds) -> str | None:
     named protocols (toy, wiki)."""
     if not want:
         return None
-    from crossmodal.data.prepare import get_spec
+    from crossmodal.data import get_spec
 
     try:
         spec = get_spec(ds.name)
@@ -374,7 +374,7 @@ def train_run(method: str, dataset: str, bits: int, seed: int = 0, config: dict 
     touched (resuming it returns it as it is); a start that fails before a checkpoint leaves no
     folder behind.
     """
-    from crossmodal.data.core import data_fingerprint
+    from crossmodal.data import data_fingerprint
     from crossmodal.engine import RunLock, check_out_folder, check_seed, clean_stale_tmp, resolve_device
 
     bits = check_bits(bits)
@@ -618,7 +618,7 @@ def load_run(run_dir: str | os.PathLike, data_root: str | os.PathLike | None = N
     content fingerprint differs from the one recorded at training time. ``data_root`` points at
     a moved copy of the data: the dataset file / folder itself for a path dataset, else the
     source's folder (checked by the same split hash and fingerprint)."""
-    from crossmodal.data.core import data_fingerprint
+    from crossmodal.data import data_fingerprint
 
     run_dir = Path(run_dir)
     spec = read_run_spec(run_dir)

@@ -45,7 +45,7 @@ DIRS = ("i2t", "t2i")
 
 def paper_dataset(root):
     """Wikipedia with every training pair used for training (the papers' protocol)."""
-    from crossmodal.data.wiki import load_wiki
+    from crossmodal.data.sources.wiki import load_wiki
 
     return load_wiki(root, seed=0, validation_fraction=0.0)
 

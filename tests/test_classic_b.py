@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from crossmodal.data.core import PairedData
+from crossmodal.data import PairedData
 from crossmodal.methods import get_method, load_hasher
 from crossmodal.methods import cmfh as C
 from crossmodal.methods import lssh as L
@@ -217,7 +217,7 @@ def test_unified_and_per_modality_database_codes_differ_and_both_evaluate(method
 def test_cmfh_unified_codes_lift_text_to_image_on_wiki(wiki_dir):
     """The paper's convention matters: on Wikipedia, coding the database pairs from both modalities
     roughly doubles T->I mAP (0.25 -> 0.5)."""
-    from crossmodal.data.wiki import load_wiki
+    from crossmodal.data.sources.wiki import load_wiki
 
     ds = load_wiki(wiki_dir, seed=0, validation_fraction=0.0)
     h = get_method("cmfh")(32, seed=0).fit(ds.part("database"))

@@ -32,7 +32,7 @@ def test_query_by_text_and_image(toy_run, capsys, tmp_path):
     assert code == 0 and out.count("red circle") >= 3 and (tmp_path / "s.png").is_file()
     from PIL import Image
 
-    from crossmodal.data.toy import make_toy
+    from crossmodal.data.sources.toy import make_toy
 
     ds = make_toy()
     Image.fromarray(ds.extras["pixels"][ds.split.query[0]]).save(tmp_path / "q.png")

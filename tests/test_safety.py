@@ -108,7 +108,7 @@ def base(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ds_dir(base):
     from crossmodal.data import save_dataset
-    from crossmodal.data.toy import make_toy
+    from crossmodal.data.sources.toy import make_toy
 
     return save_dataset(make_toy(n=400, seed=3, n_query=60), base / "toy400")
 
@@ -224,7 +224,7 @@ def test_evaluate_writes_numbered_evaluations_and_report_reads_the_original(cca_
 
 def test_evaluate_and_query_refuse_changed_data(tmp_path, capsys):
     from crossmodal.data import save_dataset
-    from crossmodal.data.toy import make_toy
+    from crossmodal.data.sources.toy import make_toy
 
     ds = save_dataset(make_toy(n=300, seed=5, n_query=40), tmp_path / "ds")
     assert main(["train", "lsh", "--dataset", str(ds), "--bits", "16", "--out", str(tmp_path / "runs"),
@@ -246,7 +246,7 @@ def test_fingerprint_cost_and_sensitivity():
     import time
 
     from crossmodal.data import PairedData
-    from crossmodal.data.core import data_fingerprint
+    from crossmodal.data import data_fingerprint
 
     rng = np.random.default_rng(0)
     x = rng.random((20000, 1024), dtype=np.float32)  # 80 MiB
@@ -426,7 +426,7 @@ def test_stored_featurizer_settings_are_allow_listed(cca_run, tmp_path, capsys, 
 
         raise DataError("fake hub model not in the cache")
 
-    monkeypatch.setitem(features._KINDS, "hf-text", fake_hf)
+    monkeypatch.setitem(features.KINDS, "hf-text", fake_hf)
     feats_file = run / "model" / "featurizers.json"
     feats = json.loads(feats_file.read_text())
     feats["text"] = {"kind": "hf-text", "model": "org/model", "allow_download": True}
@@ -471,7 +471,7 @@ def test_bad_numbers_are_refused_before_anything_is_written(tmp_path, capsys, ar
 
 def test_all_zero_labels_are_refused(tmp_path, capsys):
     from crossmodal.data import save_dataset
-    from crossmodal.data.toy import make_toy
+    from crossmodal.data.sources.toy import make_toy
 
     ds = make_toy(n=200, seed=1, n_query=20)
     ds.data.labels[:] = 0
@@ -529,7 +529,7 @@ def sparse_ds(base):
     import scipy.sparse as sp
 
     from crossmodal.data import save_dataset
-    from crossmodal.data.toy import make_toy
+    from crossmodal.data.sources.toy import make_toy
 
     ds = make_toy(n=100, seed=2, n_query=10)
     ds.data.text = sp.csr_matrix(ds.data.text)

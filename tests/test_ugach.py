@@ -220,7 +220,7 @@ def test_pretraining_negatives_fixed_or_resampled(toy_small, monkeypatch):
 
 
 def _fake_mirflickr(protocol: str, n=90, seed=0):
-    from crossmodal.data.core import Dataset, PairedData, Split
+    from crossmodal.data import Dataset, PairedData, Split
 
     rng = np.random.default_rng(seed)
     labels = (rng.random((n, 4)) < 0.4).astype(np.uint8)
@@ -246,7 +246,7 @@ def test_protocol_note_is_one_line_and_only_on_a_mismatch(toy_small):
 def test_train_run_records_the_protocol_note(tmp_path):
     import json
 
-    from crossmodal.data.core import save_dataset
+    from crossmodal.data import save_dataset
     from crossmodal.runs import train_run
 
     folder = save_dataset(_fake_mirflickr("unsupervised"), tmp_path / "mir")

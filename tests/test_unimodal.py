@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from crossmodal.data import get_dataset
-from crossmodal.data.core import PairedData
+from crossmodal.data import PairedData
 from crossmodal.errors import DataError
 from crossmodal.methods import get_method
 from crossmodal.methods.unimodal import DMUH, DSG, ITQ, PCAH, SH, URPH, DistillHash, URPHIndex
@@ -335,7 +335,7 @@ def _fake_cifar(root, per_batch_per_class=2, test_per_class=4):
 
 
 def test_cifar_loader_protocols_on_fake_batches(tmp_path):
-    from crossmodal.data.images import load_cifar10
+    from crossmodal.data.sources.images import load_cifar10
 
     _fake_cifar(tmp_path)
     with pytest.raises(DataError, match="expected 50,000 training \\+ 10,000 test images, found 100 \\+ 40"):
@@ -353,7 +353,7 @@ def test_cifar_loader_protocols_on_fake_batches(tmp_path):
 
 
 def test_cifar_loader_refuses_a_pickle_that_runs_code(tmp_path):
-    from crossmodal.data.images import read_cifar_batch
+    from crossmodal.data.sources.images import read_cifar_batch
 
     class Evil:
         def __reduce__(self):
@@ -368,7 +368,7 @@ def test_cifar_loader_refuses_a_pickle_that_runs_code(tmp_path):
 
 
 def test_image_list_parser(tmp_path):
-    from crossmodal.data.images import parse_image_list
+    from crossmodal.data.sources.images import parse_image_list
 
     (tmp_path / "multi.txt").write_text("img/a.jpg 0 1 1\nimg/b.jpg 1 0 0\n")
     paths, lab = parse_image_list(tmp_path / "multi.txt")
@@ -499,7 +499,7 @@ def test_cli_evaluate_with_the_papers_retrieval(digits, tmp_path, capsys):
 def test_end2end_image_layout_hwc_equals_chw_of_the_same_images(toy_small):
     """Rows of the same images flattened in HWC order (pixels featurizer, toy) with
     ``image_layout: hwc`` train to the same codes as the CHW rows with ``chw``."""
-    from crossmodal.data.core import PairedData
+    from crossmodal.data import PairedData
 
     train = toy_small.part("train")
     hwc = np.asarray(train.image, np.float32)

@@ -12,7 +12,7 @@ import yaml
 
 from crossmodal.cli import main
 from crossmodal.data import get_dataset, load_dataset, save_dataset
-from crossmodal.data.files import load_paired_path
+from crossmodal.data import load_paired_path
 from crossmodal.errors import CrossmodalError, DataError
 from crossmodal.report import ResultTable, config_label, find_runs, write_report
 from crossmodal.runs import load_run, train_run

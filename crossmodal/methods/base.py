@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal import __version__
-from crossmodal.data.core import PairedData, as_2d_float
+from crossmodal.data import PairedData, as_2d_float
 from crossmodal.errors import ConfigError, DataError
 from crossmodal.retrieval.codes import check_bits, pack, sign_bits
 from crossmodal.methods.params import Param, params_from_defaults, resolve_params

@@ -64,7 +64,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crossmodal.data.core import PairedData
+from crossmodal.data import PairedData
 from crossmodal.engine import resolve_device
 from crossmodal.methods.base import Hasher
 from crossmodal.methods.params import Choice, Param, Range

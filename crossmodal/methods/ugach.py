@@ -90,7 +90,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from crossmodal.data.core import PairedData
+from crossmodal.data import PairedData
 from crossmodal.engine import resolve_device
 from crossmodal.errors import ConfigError
 from crossmodal.graph import correlation_graph

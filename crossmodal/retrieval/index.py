@@ -194,7 +194,8 @@ class HammingIndex:
         except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise DataError(f"{path}: not a crossmodal Hamming index, or truncated ({exc}); rebuild it") from None
         if header.get("format") != INDEX_FORMAT:
-            raise DataError(f"{path}: index format {header.get('format')} is not the one this crossmodal reads ({INDEX_FORMAT}); rebuild it")
+            raise DataError(f"{path}: index format {header.get('format')} is not the one this crossmodal reads "
+                            f"({INDEX_FORMAT}); rebuild it")
         meta = header.get("meta") if isinstance(header.get("meta"), dict) else {}
         legacy = "meta" not in header  # written before indexes recorded their model: nothing to check
         for k, want in ({} if legacy else expect or {}).items():

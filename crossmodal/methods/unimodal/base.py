@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crossmodal.data.core import PairedData
+from crossmodal.data import PairedData
 from crossmodal.engine import resolve_device
 from crossmodal.errors import ConfigError, DataError
 from crossmodal.methods.base import Hasher
@@ -115,11 +115,11 @@ class _HFBackbone(nn.Module):
         self.out_dim = int(getattr(cfg, "hidden_size", None) or cfg.hidden_sizes[-1])
 
     def forward(self, x):
-        from crossmodal.features.models import _pooled
+        from crossmodal.features.models import pooled_output
 
         m = self.model
         out = m.vision_model(pixel_values=x) if hasattr(m, "vision_model") else m(pixel_values=x)
-        return _pooled(out) if not hasattr(out, "pooler_output") or out.pooler_output is None else out.pooler_output.flatten(1)
+        return pooled_output(out) if not hasattr(out, "pooler_output") or out.pooler_output is None else out.pooler_output.flatten(1)
 
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

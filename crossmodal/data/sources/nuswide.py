@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crossmodal.data.prepare import RawCollection, SourceSpec
+from crossmodal.data.sources.spec import RawCollection, SourceSpec
 from crossmodal.errors import DataError
 
 
@@ -48,7 +48,8 @@ def _read_01(p: Path, n: int, cols: int | None = None) -> np.ndarray:
     arr = np.array(p.read_text(encoding="utf-8").split(), dtype=np.uint8)
     if cols is None:
         if arr.size != n:
-            raise DataError(f"{p}: {arr.size} values for {n} images in Imagelist.txt; the files come from different releases")
+            raise DataError(f"{p}: {arr.size} values for {n} images in Imagelist.txt; "
+                            "the files come from different releases")
         return arr
     if arr.size != n * cols:
         raise DataError(f"{p}: {arr.size} values, expected {n} rows x {cols} tags")
@@ -58,7 +59,8 @@ def _read_01(p: Path, n: int, cols: int | None = None) -> np.ndarray:
 def parse_raw(root: Path, top: int = 10) -> RawCollection:
     paths = _read_lines(_first(root, ["ImageList/Imagelist.txt", "Imagelist.txt"], "ImageList/Imagelist.txt"))
     n = len(paths)
-    concepts = _read_lines(_first(root, ["Concepts81.txt", "ConceptsList/Concepts81.txt", "Groundtruth/Concepts81.txt"], "Concepts81.txt"))
+    concept_files = ["Concepts81.txt", "ConceptsList/Concepts81.txt", "Groundtruth/Concepts81.txt"]
+    concepts = _read_lines(_first(root, concept_files, "Concepts81.txt"))
     lab_dir = root / "Groundtruth" / "AllLabels"
     if not lab_dir.is_dir():
         raise DataError(f"{root}: missing Groundtruth/AllLabels/ (unpack Groundtruth.zip)")
@@ -88,7 +90,8 @@ def _spec(top: int, items: int) -> SourceSpec:
     return SourceSpec(
         name=f"nuswide-tc{top}",
         title=f"NUS-WIDE, {top} most frequent concepts: {items:,} pairs, 1,000-d tags",
-        citation="T.-S. Chua et al., NUS-WIDE: A Real-World Web Image Database from National University of Singapore, CIVR 2009",
+        citation="T.-S. Chua et al., NUS-WIDE: A Real-World Web Image Database from National University of "
+                 "Singapore, CIVR 2009",
         licence="Flickr images; research use (see the NUS-WIDE page)",
         expected={"items": items, "labels": top, "text_dim": 1000},
         protocols={
@@ -102,7 +105,8 @@ def _spec(top: int, items: int) -> SourceSpec:
         require_token=False,
         tags=True,
         binary=True,
-        community_files=f"nus-wide-tc{top}-xall-vgg.mat (XAll), nus-wide-tc{top}-yall.mat (YAll), nus-wide-tc{top}-lall.mat (LAll)",
+        community_files=f"nus-wide-tc{top}-xall-vgg.mat (XAll), nus-wide-tc{top}-yall.mat (YAll), "
+                        f"nus-wide-tc{top}-lall.mat (LAll)",
     )
 
 

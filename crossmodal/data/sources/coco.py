@@ -18,23 +18,17 @@ Cite: T.-Y. Lin et al., Microsoft COCO: Common Objects in Context, ECCV 2014.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-
-from crossmodal.data.prepare import RawCollection, SourceSpec, multi_hot, word_tokens
+from crossmodal.data.sources.spec import RawCollection, SourceSpec, multi_hot, word_tokens
 from crossmodal.errors import DataError
+from crossmodal.stored import read_json
 
 SPLITS = ("train2014", "val2014")
 
 
 def _load_json(p: Path) -> dict:
-    if not p.is_file():
-        raise DataError(f"{p}: missing; unpack annotations_trainval2014.zip into {p.parent.parent}")
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{p}: invalid JSON ({exc}); the download is damaged") from None
+    return read_json(p, hint=f"unpack annotations_trainval2014.zip into {p.parent.parent}")
 
 
 def parse_raw(root: Path) -> RawCollection:

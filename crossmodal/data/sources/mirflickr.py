@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crossmodal.data.prepare import RawCollection, SourceSpec
+from crossmodal.data.sources.spec import RawCollection, SourceSpec
 from crossmodal.errors import DataError
 
 LABELS = ["animals", "baby", "bird", "car", "clouds", "dog", "female", "flower", "food", "indoor", "lake", "male",
@@ -57,7 +57,8 @@ def parse_raw(root: Path) -> RawCollection:
             ann_dir = root / c
             break
     if ann_dir is None:
-        raise DataError(f"{root}: no annotation files (animals.txt ...); unpack mirflickr25k_annotations_v080.zip there")
+        raise DataError(f"{root}: no annotation files (animals.txt ...); "
+                        "unpack mirflickr25k_annotations_v080.zip there")
     numbers = sorted(int(m.group(1)) for p in img_dir.glob("im*.jpg") if (m := re.fullmatch(r"im(\d+)\.jpg", p.name)))
     pos = {k: i for i, k in enumerate(numbers)}
     labels = np.zeros((len(numbers), len(LABELS)), dtype=np.uint8)

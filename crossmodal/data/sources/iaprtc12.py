@@ -23,8 +23,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-
-from crossmodal.data.prepare import RawCollection, SourceSpec, multi_hot, word_tokens
+from crossmodal.data.sources.spec import RawCollection, SourceSpec, multi_hot, word_tokens
 from crossmodal.errors import DataError
 
 _DESC = re.compile(r"<DESCRIPTION>(.*?)</DESCRIPTION>", re.S | re.I)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crossmodal.data.core import Dataset, PairedData, Split, labels_from_classes
+from crossmodal.data.types import Dataset, PairedData, Split, labels_from_classes
 from crossmodal.errors import DataError
 
 
@@ -63,7 +63,8 @@ class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
-        raise DataError(f"CIFAR batch refers to {module}.{name}; only NumPy arrays are allowed (damaged or tampered file)")
+        raise DataError(f"CIFAR batch refers to {module}.{name}; only NumPy arrays are allowed "
+                        "(damaged or tampered file)")
 
 
 def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -86,13 +87,16 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 CIFAR_PROTOCOLS = ("1k", "10k")
+CIFAR_LABELS = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR_CITATION = "A. Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009"
 
 
 def load_cifar10(root: str | os.PathLike | None, seed: int = 0, protocol: str = "1k", n_validation: int = 500,
                  strict_counts: bool = True) -> Dataset:
     root = root or os.environ.get("CROSSMODAL_CIFAR10")
     if root is None:
-        raise DataError("cifar10: no data folder; pass --data-root DIR (holding cifar-10-batches-py/) or set CROSSMODAL_CIFAR10")
+        raise DataError("cifar10: no data folder; pass --data-root DIR (holding cifar-10-batches-py/) "
+                        "or set CROSSMODAL_CIFAR10")
     root = Path(root)
     if (root / "cifar-10-batches-py").is_dir():
         root = root / "cifar-10-batches-py"
@@ -116,11 +120,11 @@ def load_cifar10(root: str | os.PathLike | None, seed: int = 0, protocol: str = 
         train = stratified_pick(y, max(1, round(500 * scale)), rng, np.setdiff1d(train_pool, validation))
     else:
         query, database = np.arange(n_train_files, len(X)), np.arange(n_train_files)
-        validation = np.sort(rng.choice(database, size=min(int(round(1000 * scale)) or 1, len(database) - 1), replace=False))
+        size = min(int(round(1000 * scale)) or 1, len(database) - 1)
+        validation = np.sort(rng.choice(database, size=size, replace=False))
         train = np.setdiff1d(database, validation)
     data = PairedData(image=X.astype(np.float32) / 255.0, labels=labels_from_classes(y, n_classes=10),
-                      meta={"source": "cifar10", "citation": "A. Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009",
-                            "label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]})
+                      meta={"source": "cifar10", "citation": CIFAR_CITATION, "label_names": list(CIFAR_LABELS)})
     split = Split(train, validation, query, database, seed=seed, protocol=f"cifar10-{protocol}")
     pixels = X.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return Dataset(data=data, split=split, name="cifar10", extras={"pixels": np.ascontiguousarray(pixels)},

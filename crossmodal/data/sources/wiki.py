@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from crossmodal.data.core import Dataset, Split, labels_from_classes
-from crossmodal.data.matfile import paired_from_mat
+from crossmodal.data.readers.paired import paired_from_mat
+from crossmodal.data.types import Dataset, Split, labels_from_classes
 from crossmodal.errors import DataError
 
 EXPECTED = {"train": 2173, "test": 693, "image_dim": 128, "text_dim": 10, "classes": 10}
@@ -30,7 +30,8 @@ CITATION = "N. Rasiwasia et al., A New Approach to Cross-Modal Multimedia Retrie
 
 def _read_list(path: Path) -> tuple[list[str], np.ndarray]:
     if not path.is_file():
-        raise DataError(f"{path}: missing; the wiki folder needs trainset_txt_img_cat.list and testset_txt_img_cat.list")
+        raise DataError(f"{path}: missing; the wiki folder needs trainset_txt_img_cat.list and "
+                        "testset_txt_img_cat.list")
     ids, cls = [], []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -48,7 +49,8 @@ def resolve_root(root: str | os.PathLike | None) -> Path:
     if root is None and os.environ.get("CROSSMODAL_DATA_ROOT"):
         root = Path(os.environ["CROSSMODAL_DATA_ROOT"]) / "wiki"
     if root is None:
-        raise DataError("wiki: no data folder given; pass --data-root DIR (holding raw_features.mat) or set CROSSMODAL_WIKI")
+        raise DataError("wiki: no data folder given; pass --data-root DIR (holding raw_features.mat) "
+                        "or set CROSSMODAL_WIKI")
     root = Path(root)
     if (root / "wiki" / "raw_features.mat").is_file():
         root = root / "wiki"
@@ -70,7 +72,8 @@ def load_wiki(root: str | os.PathLike | None = None, seed: int = 0, validation_f
             f"{len(tr_ids)} / {len(te_ids)}; the files come from different releases"
         )
     for key, want, got in (("train pairs", EXPECTED["train"], n_tr), ("test pairs", EXPECTED["test"], n_te),
-                           ("image dim", EXPECTED["image_dim"], data.image_dim), ("text dim", EXPECTED["text_dim"], data.text_dim)):
+                           ("image dim", EXPECTED["image_dim"], data.image_dim),
+                           ("text dim", EXPECTED["text_dim"], data.text_dim)):
         if want != got:
             raise DataError(f"wiki: expected {want} {key}, found {got}; this is not the standard release")
     names_file = root / "categories.list"
@@ -88,5 +91,6 @@ def load_wiki(root: str | os.PathLike | None = None, seed: int = 0, validation_f
     side = np.arange(n_tr)
     validation = np.sort(rng.choice(side, size=int(round(validation_fraction * n_tr)), replace=False))
     train = np.setdiff1d(side, validation)
-    split = Split(train=train, validation=validation, query=np.arange(n_tr, data.n), database=side, seed=seed, protocol="wiki-standard")
+    split = Split(train=train, validation=validation, query=np.arange(n_tr, data.n), database=side, seed=seed,
+                  protocol="wiki-standard")
     return Dataset(data=data, split=split, name="wiki", root=str(root.resolve()))

@@ -3,16 +3,17 @@
 Each 32x32 RGB image holds one to three shapes (circle, square, triangle, cross) in distinct
 cells of a 2x2 grid, each in one of five colours, on a noisy dark background. Its caption
 names them ("a red circle and a blue square"); labels are multi-hot over the 20 coloured
-shapes ("red circle", ...), so two items are relevant when they share a coloured shape. Image features are pooled pixels (:class:`PixelFeaturizer`), text features a bag
-of words over the caption vocabulary (:class:`BowFeaturizer`); both featurizers are kept
-with the data so that a trained model can be queried with a typed sentence or a PNG.
+shapes ("red circle", ...), so two items are relevant when they share a coloured shape. Image
+features are pooled pixels (:class:`PixelFeaturizer`), text features a bag of words over the
+caption vocabulary (:class:`BowFeaturizer`); both featurizers are kept with the data so that a
+trained model can be queried with a typed sentence or a PNG.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from crossmodal.data.core import Dataset, PairedData, Split
+from crossmodal.data.types import Dataset, PairedData, Split
 from crossmodal.errors import DataError
 from crossmodal.features import BowFeaturizer, PixelFeaturizer
 

@@ -11,7 +11,7 @@ import torch
 
 from crossmodal.data import get_dataset
 from crossmodal.data.core import PairedData
-from crossmodal.errors import DataError
+from crossmodal.errors import ConfigError, DataError
 from crossmodal.methods import get_method
 from crossmodal.methods.unimodal import DMUH, DSG, ITQ, PCAH, SH, URPH, DistillHash, URPHIndex
 from crossmodal.methods.unimodal.base import pairwise_nll, quantization
@@ -221,7 +221,7 @@ def test_end2end_mode_with_a_tiny_backbone(digits):
     h.fit(digits.part("train"))
     assert h.net.backbone is not None and len(h.history) == 2
     assert h.encode_image(digits.part("query").image).shape == (500, 2)
-    with pytest.raises(Exception, match="image_shape"):
+    with pytest.raises(ConfigError, match="image_shape"):
         DSG(16, mode="end2end")
 
 
@@ -395,7 +395,7 @@ def test_selection_rules(rule, digits):
 def test_selection_without_validation_data_falls_back_to_the_last_epoch(digits):
     h = DSG(16, seed=0, **dict(FAST, epochs=2)).fit(digits.part("train"))
     assert h.selected == {"rule": "last", "epoch": 2} and "no validation data" in h.model_selection
-    with pytest.raises(Exception, match="selection must be one of"):
+    with pytest.raises(ConfigError, match="selection must be one of"):
         DSG(16, selection="best")
 
 

@@ -12,9 +12,10 @@ naming the key; bad input a one-line ``DataError``; training labels reach superv
 
 Data: 240 training and 40 query pairs of a 4-class mixture (image ``(N, 32)``, text ``(N, 24)``
 float32, one or two labels per item); the queries against the training pairs are the validation
-set of every fit (model selection as ``crossmodal train`` does it). Config: :func:`small_config` shrinks whichever of the keys
-in ``SMALL`` a method declares (epochs, widths, batch, iterations, sample counts), so a new method
-needs no entry here unless it declares an unusual cost knob (then add it to ``EXTRA``).
+set of every fit (model selection as ``crossmodal train`` does it). Config: :func:`small_config`
+shrinks whichever of the keys in ``SMALL`` a method declares (epochs, widths, batch, iterations,
+sample counts), so a new method needs no entry here unless it declares an unusual cost knob (then
+add it to ``EXTRA``). About 20 s on one core.
 Bits: 12, so codes take 2 bytes with 4 unused trailing bits, which must be 0.
 """
 

@@ -242,22 +242,53 @@ def test_evaluate_and_query_refuse_changed_data(tmp_path, capsys):
     assert snapshot(run) == before and not (run / "evaluations").exists()
 
 
-def test_fingerprint_cost_and_sensitivity():
-    import time
+class CountingSha256:
+    """hashlib.sha256 that counts the bytes it is fed (the work a fingerprint does)."""
 
+    fed = 0
+
+    def __init__(self, data=b""):
+        self.h = hashlib.new("sha256")
+        self.update(data)
+
+    def update(self, data):
+        CountingSha256.fed += memoryview(data).nbytes
+        self.h.update(data)
+
+    def hexdigest(self):
+        return self.h.hexdigest()
+
+
+def test_fingerprint_cost_and_sensitivity(monkeypatch):
+    """The cost is bounded by counting the bytes hashed, not by a clock: every byte of an array
+    up to FINGERPRINT_FULL_BYTES once; of a larger one, at most FINGERPRINT_SAMPLE_BYTES and a
+    block. A swap of two rows is caught either way."""
     from crossmodal.data import PairedData
     from crossmodal.data import data_fingerprint
 
     rng = np.random.default_rng(0)
     x = rng.random((20000, 1024), dtype=np.float32)  # 80 MiB
     d = PairedData(image=x, labels=(rng.random((20000, 5)) < 0.3).astype(np.uint8))
-    t = time.perf_counter()
+    monkeypatch.setattr(hashlib, "sha256", CountingSha256)
+    CountingSha256.fed = 0
     fp = data_fingerprint(d)
-    assert time.perf_counter() - t < 5
+    ids = len("\n".join(d.ids.tolist()).encode())
+    assert x.nbytes + d.labels.nbytes + ids <= CountingSha256.fed <= x.nbytes + d.labels.nbytes + ids + 1024
     y = x.copy()
     y[[7, 19999]] = y[[19999, 7]]  # two rows swapped
     assert data_fingerprint(PairedData(image=y, labels=d.labels)) != fp
     assert data_fingerprint(PairedData(image=x.copy(), labels=d.labels)) == fp
+    # the sampled path of arrays over the limit, here lowered to 16 MiB (sampling 8 MiB row blocks)
+    module = sys.modules[data_fingerprint.__module__]
+    monkeypatch.setattr(module, "FINGERPRINT_FULL_BYTES", 16 << 20)
+    monkeypatch.setattr(module, "FINGERPRINT_SAMPLE_BYTES", 24 << 20)
+    CountingSha256.fed = 0
+    sampled = data_fingerprint(d)
+    assert 24 << 20 <= CountingSha256.fed - d.labels.nbytes - ids <= (24 << 20) + (8 << 20) + 1024
+    assert sampled != fp
+    y = x.copy()
+    y[[0, 1]] = y[[1, 0]]  # two rows of the first block, always sampled
+    assert data_fingerprint(PairedData(image=y, labels=d.labels)) != sampled
 
 
 @contextlib.contextmanager

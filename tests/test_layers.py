@@ -103,7 +103,6 @@ def test_no_module_over_400_lines():
     assert not over, f"{len(over)} modules over {MAX_LINES} lines: " + ", ".join(f"{p} ({n})" for n, p in over[::-1])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: until the layers land")
 def test_no_private_name_used_across_modules():
     found = sorted({use for p in modules() for use in private_uses(p)})
     assert not found, "private names used across modules (make them public):\n" + "\n".join(found)

@@ -375,7 +375,7 @@ def test_cli_train_on_toy(name, tmp_path, capsys):
 
 
 def test_configs_load_for_every_dataset():
-    from crossmodal.runs import load_config, preset_path, presets_of
+    from crossmodal.config import load_config, preset_path, presets_of
 
     for name in METHODS:
         for preset in presets_of(name):

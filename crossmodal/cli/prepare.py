@@ -1,0 +1,86 @@
+"""``crossmodal datasets prepare``: build a canonical dataset folder from community .mat files, a
+paired file, image lists, or a raw benchmark (also ``python -m data_prep.NAME``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from crossmodal.cli.common import seed
+from crossmodal.errors import CrossmodalError
+
+
+def add_prepare_arguments(p: argparse.ArgumentParser, name: str | None = None) -> None:
+    """The options of ``datasets prepare`` (shared with ``python -m data_prep.NAME``)."""
+    if name is None:
+        p.add_argument("name", help="mirflickr25k, nuswide-tc10, nuswide-tc21, coco, iaprtc12; imagelist "
+                                    "(image-only, from 'path label-vector' lists); or mat (any paired .mat/.npz file "
+                                    "or folder of .npy/.npz features: --root FILE)")
+    p.add_argument("--root", required=True,
+                   help="the raw dataset folder, an archive of it, or the folder of community .mat files")
+    p.add_argument("--out", required=True, help="the dataset folder to write (must not exist, unless --overwrite)")
+    p.add_argument("--image-features", default=None, choices=("community", "vgg19", "clip", "hf", "pixels"),
+                   help="community: the file's XAll (default when present); vgg19: fc7, needs torchvision; "
+                        "clip / hf: a transformers model (default for raw images: clip); pixels: the raw images "
+                        "resized to --pixel-size, for the methods' mode end2end")
+    p.add_argument("--pixel-size", type=int, default=224,
+                   help="pixels: side of the stored images (default 224; 602 KB a row)")
+    p.add_argument("--text-features", default=None, choices=("bow", "clip", "hf"),
+                   help="bow: the source's standard tag/word vocabulary (default); clip / hf: a transformers text "
+                        "encoder")
+    p.add_argument("--image-model", default=None,
+                   help="local folder or cached hub name of the image model (vgg19: a .pth file)")
+    p.add_argument("--text-model", default=None, help="local folder or cached hub name of the text model")
+    p.add_argument("--allow-download", action="store_true", help="allow fetching model weights from the hub")
+    p.add_argument("--protocol", default=None, help="split protocol (unsupervised, ugach; see `datasets list`)")
+    p.add_argument("--seed", type=seed, default=0, help="split seed (default 0)")
+    p.add_argument("--query", type=int, default=None, dest="n_query", help="override the protocol's query count")
+    p.add_argument("--train", type=int, default=None, dest="n_train",
+                   help="override the protocol's training count (0: all of the database)")
+    p.add_argument("--validation", type=int, default=None, dest="n_validation", help="override the validation count")
+    p.add_argument("--validation-fraction", type=float, default=None,
+                   help="mat: share of the training side held out for validation (default 0.1; 0: none)")
+    p.add_argument("--min-tag-count", type=int, default=None, help="override the vocabulary's minimum count")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--allow-count-mismatch", action="store_true",
+                   help="warn instead of failing when counts differ from the standard release")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--query-list", default=None, help="imagelist: the query list (e.g. test.txt), relative to --root")
+    p.add_argument("--database-list", default=None, help="imagelist: the database list (e.g. database.txt)")
+    p.add_argument("--train-list", default=None, help="imagelist: the training list (default: the database)")
+
+
+def run_prepare(args, name: str | None = None) -> int:
+    """Build the dataset folder ``datasets prepare`` asks for (``name``: the source; default
+    ``args.name``)."""
+    from crossmodal.data.prepare import prepare, prepare_image_lists
+
+    if (name or args.name) == "mat":
+        from crossmodal.data import save_dataset
+        from crossmodal.data.files import load_paired_path
+
+        ds = load_paired_path(args.root, seed=args.seed, protocol=args.protocol, n_query=args.n_query,
+                              n_train=args.n_train, n_validation=args.n_validation,
+                              validation_fraction=args.validation_fraction)
+        for note in ds.notes:
+            print(f"note: {note}")
+        out = save_dataset(ds, args.out, overwrite=args.overwrite)
+        print(f"wrote {out}: {ds.data.n:,} pairs, image {ds.data.image_dim}-d, text {ds.data.text_dim}-d, "
+              f"split {ds.split.protocol} (hash {ds.split.hash})")
+        return 0
+    if (name or args.name) == "imagelist":
+        if not (args.query_list and args.database_list):
+            raise CrossmodalError("imagelist needs --query-list and --database-list (and optionally --train-list)")
+        prepare_image_lists(args.root, args.out, args.query_list, args.database_list, args.train_list,
+                            image_features=args.image_features, image_model=args.image_model,
+                            n_validation=args.n_validation if args.n_validation is not None else 500, seed=args.seed,
+                            device=args.device, batch_size=args.batch_size, allow_download=args.allow_download,
+                            overwrite=args.overwrite, pixel_size=args.pixel_size)
+        return 0
+    prepare(name or args.name, args.root, args.out, image_features=args.image_features,
+            text_features=args.text_features, image_model=args.image_model, text_model=args.text_model,
+            protocol=args.protocol, seed=args.seed, n_query=args.n_query, n_train=args.n_train,
+            n_validation=args.n_validation, min_count=args.min_tag_count, device=args.device,
+            batch_size=args.batch_size, allow_download=args.allow_download,
+            strict_counts=not args.allow_count_mismatch, overwrite=args.overwrite, pixel_size=args.pixel_size)
+    return 0

@@ -39,6 +39,7 @@ class TableFigures:
         return np.mean(xs, axis=0), y.mean(axis=0), (y.std(axis=0, ddof=1) if len(ys) > 1 else None), len(ys)
 
     def style(self, label):
+        """Colour, line style and marker of ``label``'s curves (distinct for 40 rows)."""
         i = self.labels.index(label)
         colours = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
         styles = ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1))]

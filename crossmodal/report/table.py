@@ -93,9 +93,11 @@ class ResultTable(TableText, TableFigures):
         return max(set(vals), key=lambda v: (vals.count(v), v == DB_CODES_DEFAULT))
 
     def marked(self, ds, label) -> bool:
+        """Whether ``label``'s database codes differ from the majority of ``ds`` (a † row)."""
         return self.codes[ds].get(label, DB_CODES_DEFAULT) != self._majority_codes(ds)
 
     def check_metrics(self, metrics) -> None:
+        """Refuse (one line, with a hint) a metric no run has."""
         known = sorted({k[4] for k in self.cells})
         for m in metrics:
             if m not in known:
@@ -105,18 +107,22 @@ class ResultTable(TableText, TableFigures):
     # ------------------------------------------------------------------ numbers
 
     def directions(self, dataset):
+        """Directions of ``dataset``'s cells: I->T, T->I, I->I, T->T first, in that order."""
         return ordered({k[1] for k in self.cells if k[0] == dataset}, ("i2t", "t2i", "i2i", "t2t"))
 
     def metrics(self, dataset):
+        """Metrics of ``dataset``'s cells, the default ones first."""
         return ordered({k[4] for k in self.cells if k[0] == dataset}, DEFAULT_METRICS)
 
     def stat(self, key):
+        """``(mean, sample std or 0.0, n)`` of one cell over its seeds; None for an empty cell."""
         v = np.asarray(self.cells.get(key, []), dtype=float)
         if v.size == 0:
             return None
         return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0, int(v.size)
 
     def seeds_of(self, ds) -> list:
+        """Every seed of ``ds``'s runs, sorted."""
         return sorted({s for k, ss in self.seeds.items() if k[0] == ds for s in ss})
 
     def blocks(self, ds, metric):
@@ -143,12 +149,14 @@ class ResultTable(TableText, TableFigures):
         return bits, blocks
 
     def caption(self, ds, metric) -> str:
+        """The caption of one table: dataset, metric, seeds and split hashes."""
         seeds = self.seeds_of(ds)
         over = (f"mean ± sample std over seeds {', '.join(map(str, seeds))}" if len(seeds) > 1
                 else f"seed {seeds[0]}" if seeds else "")
         return f"{ds}: {metric}, {over} (split {', '.join(sorted(self.splits[ds]))})"
 
     def footnotes(self, ds) -> list[str]:
+        """The notes under ``ds``'s tables: ± and (n=K), bold, database codes, model selection, conventions."""
         notes = []
         seeds = self.seeds_of(ds)
         if len(seeds) > 1:

@@ -32,6 +32,8 @@ class TableText:
     """Markdown, LaTeX and CSV writers of a :class:`~crossmodal.report.table.ResultTable`."""
 
     def to_markdown(self, metrics=DEFAULT_METRICS, digits: int = 3) -> str:
+        """``table.md``: per dataset and metric a table (rows configurations, columns bits, one block
+        per direction; best mean per column in bold), then the dataset's footnotes."""
         self.check_metrics(metrics)
         out = []
         for ds in self.datasets:
@@ -94,6 +96,8 @@ class TableText:
         return "\n".join(out)
 
     def to_csv(self) -> str:
+        """``table.csv`` in long form: one row per cell (dataset, direction, method, bits, metric, mean,
+        std, n, seeds, database_codes)."""
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["dataset", "direction", "method", "bits", "metric", "mean", "std", "n", "seeds", "database_codes"])

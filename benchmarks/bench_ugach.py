@@ -156,7 +156,7 @@ def cmd_loop(args):
 
 def cmd_full(args):
     from crossmodal.retrieval.evaluate import evaluate
-    from crossmodal.runs import load_config_file, preset_path
+    from crossmodal.config import load_config_file, preset_path
 
     n_all = args.n + 3015 + 2000  # 15,000 train + 200 validation + 2,815 more database items + 2,000 queries
     t0 = time.perf_counter()

@@ -67,7 +67,7 @@ def run_one(method: str, bits: int, seed: int, ds, train_part: str, conventions=
 
 def method_config(method: str) -> dict:
     """The paper settings: experiments/configs/METHOD.yaml for wiki, checked against the params."""
-    from crossmodal.runs import load_config_file, preset_path
+    from crossmodal.config import load_config_file, preset_path
 
     return load_config_file(preset_path(method), "wiki", method)
 

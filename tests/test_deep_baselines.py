@@ -379,7 +379,7 @@ def test_cli_train_on_toy(name, tmp_path, capsys):
 def test_configs_load_for_every_dataset():
     """Every preset of the four methods loads for every dataset block, and each value it sets
     reaches the hasher's config; DJSRH's per-dataset BETA follows the official settings.py."""
-    from crossmodal.runs import load_config, preset_path, presets_of
+    from crossmodal.config import load_config, preset_path, presets_of
 
     assert {name: presets_of(name) for name in METHODS} == {
         "djsrh": ["paper", "alexnet", "fast"], "jdsh": ["paper", "alexnet", "fast"], "dgcpn": ["paper", "fast"],

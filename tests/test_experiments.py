@@ -14,7 +14,8 @@ from crossmodal.data import SOURCES
 from crossmodal.errors import ConfigError, CrossmodalError
 from crossmodal.methods import available_methods, get_method
 from crossmodal.report import write_report
-from crossmodal.runs import CONFIG_DIR, load_config, preset_path, rerun, train_run
+from crossmodal.config import CONFIG_DIR, load_config, preset_path
+from crossmodal.runs import rerun, train_run
 from crossmodal.tracking import read_wandb_offline
 from crossmodal.experiments.sweep import run_sweep
 

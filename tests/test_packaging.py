@@ -52,8 +52,8 @@ def test_wheel_installs_crossmodal_only_and_finds_its_configs(tmp_path):
     user = tmp_path / "user"
     (user / "experiments").mkdir(parents=True)  # a user's own experiments/ folder: it must not shadow anything
     (user / "experiments" / "__init__.py").write_text("MINE = True\n")
-    code = ("import crossmodal, experiments, crossmodal.runs as r, crossmodal.experiments.reproduce as rp; "
-            "from crossmodal.runs import load_config, preset_path; "
+    code = ("import crossmodal, experiments, crossmodal.config as r, crossmodal.experiments.reproduce as rp; "
+            "from crossmodal.config import load_config, preset_path; "
             f"assert crossmodal.__file__.startswith({str(tmp_path / 'venv')!r}), crossmodal.__file__; "
             "assert experiments.MINE; "
             "cfg, run = load_config(preset_path('ugach', 'fast'), 'wiki'); assert cfg['hidden'] == 256, cfg; "

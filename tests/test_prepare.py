@@ -388,7 +388,7 @@ def test_prepare_options_from_the_cli_arguments():
     min_count, allow-count-mismatch -> not strict_counts); python -m data_prep.NAME passes the name."""
     import argparse
 
-    from crossmodal.cli import add_prepare_arguments
+    from crossmodal.cli.prepare import add_prepare_arguments
 
     p = argparse.ArgumentParser()
     add_prepare_arguments(p)

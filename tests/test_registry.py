@@ -175,15 +175,15 @@ def test_config_file_keys_checked_per_layer_with_file_and_path(tmp_path, capsys)
 
 
 def test_presets_split_on_the_registered_name(tmp_path, monkeypatch):
-    from crossmodal import runs
+    from crossmodal import config
 
     for stem in ("cca-itq", "cca-itq-fast", "ugach-fast"):
         (tmp_path / f"{stem}.yaml").write_text("base: base.yaml\n")
-    monkeypatch.setattr(runs, "CONFIG_DIR", tmp_path)
-    assert runs.presets_of("cca-itq") == ["paper", "fast"]
-    assert runs.split_preset("cca-itq-fast") == ("cca-itq", "fast")
+    monkeypatch.setattr(config, "CONFIG_DIR", tmp_path)
+    assert config.presets_of("cca-itq") == ["paper", "fast"]
+    assert config.split_preset("cca-itq-fast") == ("cca-itq", "fast")
     with pytest.raises(ConfigError, match="known: paper, fast"):
-        runs.preset_path("cca-itq", "slow")
+        config.preset_path("cca-itq", "slow")
 
 
 def test_methods_command_lists_keys(capsys):

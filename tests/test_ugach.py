@@ -99,7 +99,7 @@ def test_cuda_training_matches_shapes(toy_small):
 
 
 def _paper(**over):
-    from crossmodal.runs import load_config_file, preset_path
+    from crossmodal.config import load_config_file, preset_path
 
     cfg = load_config_file(preset_path("ugach", "paper"), "toy")
     return {**cfg, "hidden": 16, "pretrain_epochs": 1, "epochs": 3, "progress": False, **over}

@@ -166,7 +166,7 @@ def method_key(cls: type[Hasher]) -> str:
 def describe_method(name: str) -> str:
     """A method's summary, config keys (type, default, check, help) and presets, as
     ``crossmodal methods NAME`` prints them."""
-    from crossmodal.runs import presets_of
+    from crossmodal.config import presets_of
 
     cls = get_method(name)
     doc = (cls.__doc__ or "").strip().splitlines()

@@ -16,9 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from crossmodal.engine import new_run_dir
 from crossmodal.errors import DataError
 from crossmodal.methods.external import ExternalCodes
 from crossmodal.retrieval.codes import check_bits, pack
+from crossmodal.runs.evaluate import write_report
+from crossmodal.runs.spec import RunSpec, dataset_record, environment
 
 PARTS = ("query", "database")
 MODALITIES = ("image", "text")
@@ -70,6 +73,7 @@ def read_code_file(path: str | os.PathLike, bits: int, n_rows: int, what: str) -
 
 
 def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -83,11 +87,12 @@ def import_codes(files: dict[tuple[str, str], str], dataset: str, bits: int, nam
     """Turn external code files into an evaluated run folder; returns the folder.
 
     ``files`` maps ``(part, modality)`` (part ``query`` or ``database``, modality ``image`` or
-    ``text``) to a file path. Every file is read and checked before the folder is created.
+    ``text``) to a file path. Every file is read and checked before the folder is created. The
+    folder's ``run.json`` has the keys of a trained run (dataset record, split hash, data
+    fingerprint, evaluation) plus ``provenance``: each file's path and SHA-256.
     """
     from crossmodal.data import get_dataset
-    from crossmodal.engine import atomic_write_json, new_run_dir
-    from crossmodal.runs import environment, write_report
+    from crossmodal.data import data_fingerprint
 
     bits = check_bits(bits)
     if not files:
@@ -107,15 +112,14 @@ def import_codes(files: dict[tuple[str, str], str], dataset: str, bits: int, nam
         raise DataError("import-codes: no direction can be scored; give query codes of one modality and "
                         "database codes of the other (or the same, for I->I / T->T)")
     h.dims = {"image": 0, "text": 0}
+    spec = RunSpec(method=ExternalCodes.name, label=name, bits=bits, seed=seed, config={},
+                   dataset=dataset_record(dataset, ds, data_root), split_hash=ds.split.hash,
+                   split_protocol=ds.split.protocol, data_fingerprint=data_fingerprint(ds.data),
+                   evaluation={"ks": list(ks), "directions": list(directions), "database_codes": "per-modality"},
+                   provenance={"imported_codes": provenance}, environment=environment())
     run_dir = new_run_dir(out, f"{name}-{ds.name}-{bits}b-s{seed}")
-    spec = {"method": ExternalCodes.name, "label": name, "bits": bits, "seed": seed, "config": {},
-            "dataset": {"name": dataset, "root": str(Path(data_root).resolve()) if data_root else None,
-                        "params": {}},
-            "split_hash": ds.split.hash, "split_protocol": ds.split.protocol,
-            "evaluation": {"ks": list(ks), "directions": list(directions), "database_codes": "per-modality"},
-            "provenance": {"imported_codes": provenance}, "environment": environment()}
-    atomic_write_json(run_dir / "run.json", spec)
+    spec.write(run_dir)
     h.save(run_dir / "model")
-    write_report(h, ds, run_dir, ks=ks, directions=directions)
+    write_report(h, ds, run_dir, ks=ks, directions=directions, fingerprint=spec.data_fingerprint)
     log(f"imported {name} ({bits} bits) on {ds.name}: {', '.join(directions)} -> {run_dir}")
     return run_dir

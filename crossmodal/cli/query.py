@@ -1,0 +1,53 @@
+"""``crossmodal query``: search a trained run with a typed sentence or an image file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from crossmodal.errors import CrossmodalError
+from crossmodal.runs import contact_sheet, query_run
+
+NAME = "query"
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        NAME, help="search a trained model with a typed sentence or an image file",
+        description="Embed the query with the run's own featurizers, hash it, and list the nearest database items "
+                    "of the other modality by Hamming distance.")
+    p.add_argument("run_dir")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--text", help="a sentence, e.g. \"a red circle\"")
+    g.add_argument("--image", help="an image file (PNG, JPEG)")
+    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--sheet", default=None, metavar="PNG", help="also write a contact sheet of the retrieved images")
+    p.add_argument("--allow-download", action="store_true",
+                   help="allow this query to fetch the run's featurizer weights from a model hub (off by default)")
+    p.add_argument("--data-root", default=None,
+                   help="the data moved: its new place (the file/folder of a path dataset, else the source's folder)")
+    return p
+
+
+def run(args) -> int:
+    if args.sheet:
+        sheet = Path(args.sheet)
+        if sheet.is_dir() or not sheet.parent.is_dir():
+            why = "is a folder" if sheet.is_dir() else f"folder {sheet.parent} does not exist"
+            raise CrossmodalError(f"--sheet {sheet}: {why}; give a PNG file path in an existing folder")
+    target, D, I, ds = query_run(args.run_dir, text=args.text, image=args.image, k=args.k,
+                                 allow_download=args.allow_download, data_root=args.data_root)
+    db = ds.split.database[I[I >= 0]]
+    caps = ds.extras.get("captions")
+    print(f"{'rank':>4} {'hamming':>7}  {'id':<14} {'labels / caption'}")
+    names = ds.data.meta.get("label_names")
+    labels = ds.data.labels
+    for r, (d, i) in enumerate(zip(D, db), 1):
+        desc = str(caps[i]) if caps is not None else ", ".join(
+            names[j] if names else str(j) for j in (labels[i].nonzero()[0] if labels is not None else []))
+        print(f"{r:>4} {int(d):>7}  {ds.data.ids[i]:<14} {desc}")
+    if args.sheet:
+        if "pixels" not in ds.extras or target != "image":
+            raise CrossmodalError("--sheet needs an image search on a dataset that keeps its pixels (toy)")
+        contact_sheet([(args.text or Path(args.image).name, ds.extras["pixels"][db])], args.sheet)
+        print(f"contact sheet: {args.sheet}")
+    return 0

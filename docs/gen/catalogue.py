@@ -16,10 +16,8 @@ UNSET = object()
 
 def _config_api():
     """``(CONFIG_DIR, presets_of, preset_path, load_config_file)`` from the config layer."""
-    try:
-        from crossmodal.config import CONFIG_DIR, load_config_file, preset_path, presets_of
-    except ImportError:  # main before the config module was split out of crossmodal.runs
-        from crossmodal.runs import CONFIG_DIR, load_config_file, preset_path, presets_of
+    from crossmodal.config import CONFIG_DIR, load_config_file, preset_path, presets_of
+
     return CONFIG_DIR, presets_of, preset_path, load_config_file
 
 

@@ -468,9 +468,10 @@ def cmd_import_codes(args) -> int:
 
 def cmd_methods(args) -> int:
     from crossmodal.methods import available_methods, describe_method, get_method, method_key
+    from crossmodal.runs import presets_of
 
     if args.name:
-        print(describe_method(args.name))
+        print(describe_method(args.name, presets_of(method_key(get_method(args.name)))))
         return 0
     for name in available_methods():
         cls = get_method(name)

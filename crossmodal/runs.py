@@ -294,7 +294,7 @@ def model_identity(model_dir: str | os.PathLike) -> str:
 
 def _comparable(spec: dict) -> dict:
     """What must be equal for a run to be resumed: the model, the data, and the evaluation."""
-    from crossmodal.training import model_config
+    from crossmodal.methods.training import model_config
 
     d = spec.get("dataset", {})
     return {"method": spec.get("method"), "bits": spec.get("bits"), "seed": spec.get("seed"),

@@ -56,7 +56,8 @@ class HFBackbone(nn.Module):
         try:
             self.model = AutoModel.from_pretrained(path, local_files_only=True)
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"backbone hf:{path}: cannot load from a local folder ({str(exc).splitlines()[0][:120]})") from None
+            first = str(exc).splitlines()[0][:120]
+            raise ConfigError(f"backbone hf:{path}: cannot load from a local folder ({first})") from None
         cfg = getattr(self.model.config, "vision_config", self.model.config)
         self.out_dim = int(getattr(cfg, "hidden_size", None) or cfg.hidden_sizes[-1])
 
@@ -65,7 +66,9 @@ class HFBackbone(nn.Module):
 
         m = self.model
         out = m.vision_model(pixel_values=x) if hasattr(m, "vision_model") else m(pixel_values=x)
-        return _pooled(out) if not hasattr(out, "pooler_output") or out.pooler_output is None else out.pooler_output.flatten(1)
+        if getattr(out, "pooler_output", None) is None:
+            return _pooled(out)
+        return out.pooler_output.flatten(1)
 
 
 class BackboneInput(nn.Module):

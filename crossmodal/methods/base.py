@@ -85,9 +85,10 @@ class Hasher:
     validate first; the hooks may assume finite 2-D float32 input of the trained width.
 
     Class attributes the base acts on: ``modalities`` (``fit`` records the widths of these
-    only); ``text_optional`` (on image-only data hash images only); ``uses_labels`` (supervised); ``unified_codes`` (the method can code a
-    database *pair* from both modalities: ``_project_pair(Xi, Xt)``, used by the ``unified``
-    database-coding convention of CMFH/LSSH/FSH-style papers).
+    only); ``text_optional`` (on image-only data hash images only); ``uses_labels``
+    (supervised); ``unified_codes`` (the method can code a database *pair* from both modalities:
+    ``_project_pair(Xi, Xt)``, used by the ``unified`` database-coding convention of
+    CMFH/LSSH/FSH-style papers).
     """
 
     name = "hasher"
@@ -157,7 +158,8 @@ class Hasher:
             X = np.asarray(X.todense(), dtype=np.float32)
         want = self.dims[modality]
         if X.shape[1] != want:
-            raise DataError(f"{modality} features have {X.shape[1]} dimensions but the model was trained on {want}; use the same feature extractor")
+            raise DataError(f"{modality} features have {X.shape[1]} dimensions but the model was trained on {want}; "
+                            "use the same feature extractor")
         return X
 
     def project(self, modality: str, X) -> np.ndarray:

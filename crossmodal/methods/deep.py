@@ -27,10 +27,11 @@ code keeps two SGD optimisers); gradient clipping (``grad_clip``) is over both t
 together, as UCCH's single optimiser does.
 
 Features: ``standardize`` preprocesses the towers' inputs (statistics from the training
-pairs, saved with the model; :mod:`crossmodal.methods.standardize`, zscore floor 1e-6). ``self.F = {"image", "text"}`` holds the features the methods
-build their similarity targets from: the features *as given* (``sim_features: raw``, the
-official codes' choice: cosine of VGG/AlexNet fc7 and of the tag BoW) or the standardised
-tower inputs (``sim_features: input``), both L2-normalised per row.
+pairs, saved with the model; :mod:`crossmodal.methods.standardize`, zscore floor 1e-6).
+``self.F = {"image", "text"}`` holds the features the methods build their similarity targets
+from: the features *as given* (``sim_features: raw``, the official codes' choice: cosine of
+VGG/AlexNet fc7 and of the tag BoW) or the standardised tower inputs (``sim_features: input``),
+both L2-normalised per row.
 
 Batches: a seeded permutation of the training pairs each epoch; like the official loaders
 (``drop_last=True``) the last incomplete batch is dropped when there is more than one batch.

@@ -18,16 +18,16 @@ def fit_standardizer(X: np.ndarray, how: str, eps: float = ZSCORE_EPS) -> dict:
     """Statistics of ``X (N, D)`` for ``how`` (computed in float64): ``{"mean": (D,) float32,
     "scale": (D,) float32}`` for zscore / center / scale, ``{}`` for l2 / none. ``eps`` floors the
     per-column std of zscore."""
+    if how not in ("zscore", "center", "scale"):
+        return {}
     X = np.asarray(X, dtype=np.float64)
     if how == "zscore":
         return {"mean": X.mean(0).astype(np.float32), "scale": (1.0 / np.maximum(X.std(0), eps)).astype(np.float32)}
     if how == "center":
         return {"mean": X.mean(0).astype(np.float32), "scale": np.ones(X.shape[1], np.float32)}
-    if how == "scale":
-        mu = X.mean(0)
-        rms = max(float(np.sqrt(np.mean((X - mu) ** 2))), 1e-12)
-        return {"mean": mu.astype(np.float32), "scale": np.full(X.shape[1], 1.0 / rms, np.float32)}
-    return {}
+    mu = X.mean(0)  # scale
+    rms = max(float(np.sqrt(np.mean((X - mu) ** 2))), 1e-12)
+    return {"mean": mu.astype(np.float32), "scale": np.full(X.shape[1], 1.0 / rms, np.float32)}
 
 
 def apply_standardizer(X: np.ndarray, prep: dict, how: str) -> np.ndarray:

@@ -124,7 +124,8 @@ class EpochTrainer:
 
         rule = check_selection(self.config.get("selection", "validation"), self.name)
         self.best_score, self.best, self.history = -math.inf, None, []
-        ckpt = Checkpointer(self.checkpoint_dir, keep=self.config.get("keep_checkpoints", 2)) if self.checkpoint_dir else None
+        keep = self.config.get("keep_checkpoints", 2)
+        ckpt = Checkpointer(self.checkpoint_dir, keep=keep) if self.checkpoint_dir else None
         start = first - 1
         if ckpt is not None and ckpt.latest() is not None:
             ck, skipped = ckpt.load_latest()
@@ -152,7 +153,8 @@ class EpochTrainer:
                 score = -self._selection_loss(rec)
             if score is not None and score > self.best_score:
                 self.best_score = score
-                self.best = {"epoch": epoch, "nets": {k: copy.deepcopy(m.state_dict()) for k, m in self._nets().items()}}
+                nets = {k: copy.deepcopy(m.state_dict()) for k, m in self._nets().items()}
+                self.best = {"epoch": epoch, "nets": nets}
             self.history.append(rec)
             LOGGER.info(epoch_line(desc or self.name, rec, time.perf_counter() - t0, last))
             if ckpt is not None:

@@ -98,9 +98,11 @@ class DeepImageHasher(TorchHasher, ImageHasher):
     def _build(self, load_weights: bool = True) -> None:
         """The network, seeded; ``load_weights``: read ``backbone_weights`` (not when a saved
         model's weights are about to replace them)."""
-        c = self.config
         torch.manual_seed(self.seed)
-        head = lambda d: hash_head(d, int(c["hidden"]), self.bits)  # noqa: E731
+
+        def head(in_dim: int):
+            return hash_head(in_dim, int(self.config["hidden"]), self.bits)
+
         net = self._image_tower(head, load_weights) if self.end2end else ImageTower(head(self.dims["image"]))
         self.net = net.to(self.device)
 

@@ -116,7 +116,8 @@ class DistillHash(DeepImageHasher):
         c = self.config
         Xt = torch.as_tensor(X)
         g = seeded_generator(self.seed)
-        self.thr = half_gaussian_thresholds(sample_pair_distances(Xt, int(c["n_threshold_pairs"]), g), c["alpha"], c["beta"])
+        d = sample_pair_distances(Xt, int(c["n_threshold_pairs"]), g)
+        self.thr = half_gaussian_thresholds(d, c["alpha"], c["beta"])
         k = min(int(c["n_neighbours"]), train.n - 1)
         nb, _ = knn(X, k=k + 1, metric="cosine", device=self.device)
         self.F = torch.nn.functional.normalize(torch.as_tensor(X, device=self.device), dim=1)

@@ -14,7 +14,8 @@ Model selection (config key ``selection``, default ``validation``): ``validation
 epoch with the best score on the labelled validation split (the last epoch when no validation
 data is given); ``last`` keeps the last epoch (fixed epochs, label-free; validation scores, if
 any, are only logged); ``loss`` keeps the epoch with the lowest mean training loss (label-free;
-:meth:`EpochTrainer._selection_loss` of the epoch's record: its ``loss`` unless a method says otherwise).
+:meth:`EpochTrainer._selection_loss` of the epoch's record: its ``loss`` unless a method says
+otherwise). Without a candidate epoch a rule falls back to the last epoch and says so.
 :attr:`EpochTrainer.model_selection` states the rule used, for run.json and reports.
 """
 
@@ -66,9 +67,9 @@ class EpochTrainer:
         epoch = f", epoch {sel['epoch']}" if sel.get("epoch") is not None else ""
         if rule == "validation" and sel.get("rule", "validation") == "validation":
             return f"labelled validation (best validation score{epoch})"
-        if rule == "loss":
+        if rule == "loss" and sel.get("rule", "loss") == "loss":
             return f"label-free: lowest training loss{epoch}"
-        note = " (no validation data)" if rule == "validation" else ""
+        note = {"validation": " (no validation data)", "loss": " (no epoch had a finite training loss)"}.get(rule, "")
         return f"fixed epochs: last epoch{epoch}{note}"
 
     def __init__(self, *args, **kwargs):

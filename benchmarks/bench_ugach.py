@@ -31,7 +31,8 @@ import torch
 
 from crossmodal.data import Dataset, PairedData, Split
 from crossmodal.graph import correlation_graph, knn_ivf
-from crossmodal.methods.ugach import DIRECTIONS, OTHER, UGACH
+from crossmodal.methods.ugach import OTHER, UGACH
+from crossmodal.methods.ugach_pretrain import DIRECTIONS
 from crossmodal.nets import sq_dist
 
 

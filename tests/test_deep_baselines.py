@@ -296,13 +296,13 @@ def test_end2end_same_seed_same_codes_save_load_and_resume(name, toy_small, tmp_
 
 
 def test_end2end_tower_reads_both_layouts_and_similarity_uses_initial_backbone(toy_small):
-    from crossmodal.methods.deep import BackboneTower
+    from crossmodal.nets import ImageTower
 
     train = toy_small.part("train")
     h = get_method("djsrh")(16, seed=0, **{**TINY["djsrh"], **E2E}, progress=False)
     h._setup(train)
     tower = h.towers["image"]
-    assert isinstance(tower, BackboneTower)
+    assert isinstance(tower, ImageTower)
     hwc = torch.as_tensor(train.image[:5])
     img = hwc.reshape(5, 16, 16, 3).permute(0, 3, 1, 2)  # (B, C, H, W) by hand
     torch.testing.assert_close(tower.images(hwc), img)
@@ -356,7 +356,7 @@ def test_torchvision_backbone_without_torchvision_is_one_line_error(toy_small):
 
 def test_alexnet_backbone_is_cut_after_fc7():
     pytest.importorskip("torchvision", exc_type=ImportError)
-    from crossmodal.methods.unimodal.base import build_backbone
+    from crossmodal.methods.backbones import build_backbone
 
     net, dim = build_backbone("alexnet", 3)
     assert dim == 4096 and net(torch.rand(2, 3, 224, 224)).shape == (2, 4096)

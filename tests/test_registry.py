@@ -41,10 +41,10 @@ def user_modules(tmp_path, monkeypatch):
     yield tmp_path
     for m in ("cm_user_dec", "cm_user_plain", "cm_user_ep"):
         sys.modules.pop(m, None)
-    from crossmodal import methods
+    from crossmodal.methods import _registry
 
-    methods._REGISTRY.pop("cca-rr", None)
-    methods._ALLOWED_MODULES.difference_update({"cm_user_dec", "cm_user_plain", "cm_user_ep"})
+    _registry._REGISTRY.pop("cca-rr", None)
+    _registry._ALLOWED_MODULES.difference_update({"cm_user_dec", "cm_user_plain", "cm_user_ep"})
 
 
 def _train(prefix: list, method: str, out: Path) -> Path:
@@ -67,9 +67,9 @@ def test_user_method_through_each_route_trains_evaluates_reports(user_modules, t
     first = json.loads((run / "report.json").read_text())["results"]
     assert first["i2t"]["mAP@all"] > 0.3  # CCA + random rotation is far above chance on toy
     if route == "module":  # a saved run never imports the user's module by itself
-        from crossmodal import methods
+        from crossmodal.methods import _registry
 
-        methods._ALLOWED_MODULES.discard("cm_user_plain")
+        _registry._ALLOWED_MODULES.discard("cm_user_plain")
         capsys.readouterr()
         assert main(["evaluate", str(run)]) == 2
         assert "--import cm_user_plain" in capsys.readouterr().err

@@ -131,7 +131,7 @@ class _Tiny:
     """A minimal EpochTrainer: one linear layer; records the torch thread count per epoch."""
 
     def make(self, epochs=3, progress=True):
-        from crossmodal.training import EpochTrainer
+        from crossmodal.methods.training import EpochTrainer
 
         class Tiny(EpochTrainer):
             name = "tiny"

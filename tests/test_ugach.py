@@ -8,10 +8,11 @@ from scipy import stats
 
 from crossmodal.errors import ConfigError
 from crossmodal.methods import get_method
-from crossmodal.methods.ugach import UGACH, sample_from_scores
+from crossmodal.methods.ugach import UGACH
+from crossmodal.methods.ugach_sampling import sample_from_scores
 from crossmodal.runs import validation_set
 
-TINY = dict(hidden=32, pretrain_epochs=1, epochs=2, batch_size=64, optimizer="adam", lr_d=1e-3, lr_g=1e-3,
+TINY = dict(hidden=32, pretrain_epochs=1, epochs=2, batch_size=64, optimizer="adamw", lr_d=1e-3, lr_g=1e-3,
             weight_decay=1e-4, standardize="zscore", init_std=0.0, progress=False, pool_fraction=0.05)
 
 
@@ -126,7 +127,7 @@ def test_lr_decay_option_still_decays(toy_small):
 
 
 def test_sampled_normaliser_matches_a_hand_computation():
-    from crossmodal.methods.ugach import reinforce_log_probs
+    from crossmodal.methods.ugach_sampling import reinforce_log_probs
 
     scores = torch.tensor([[0.0, -1.0, -3.0, -0.5], [2.0, 0.0, 1.0, -1.0]])
     pick = torch.tensor([[1, 3], [2, 2]])

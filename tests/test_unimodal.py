@@ -14,7 +14,7 @@ from crossmodal.data import PairedData
 from crossmodal.errors import ConfigError, DataError
 from crossmodal.methods import get_method
 from crossmodal.methods.unimodal import DMUH, DSG, ITQ, PCAH, SH, URPH, DistillHash, URPHIndex
-from crossmodal.methods.unimodal.base import pairwise_nll, quantization
+from crossmodal.methods.losses import pairwise_nll, quantization
 from crossmodal.methods.unimodal.distillhash import half_gaussian_thresholds
 from crossmodal.methods.unimodal.dmuh import ema_update, uncertainty_weights
 from crossmodal.methods.unimodal.dsg import cluster_consistent, smooth_targets
@@ -205,7 +205,7 @@ def test_end2end_pseudo_labels_come_from_backbone_features(digits):
 
 
 def test_backbone_input_resizes_and_normalises():
-    from crossmodal.methods.unimodal.base import IMAGENET_MEAN, IMAGENET_STD, backbone_input
+    from crossmodal.methods.backbones import IMAGENET_MEAN, IMAGENET_STD, backbone_input
 
     x = torch.full((2, 1, 8, 8), 0.5)
     y = backbone_input("resnet18")(x)

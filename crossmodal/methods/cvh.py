@@ -60,7 +60,7 @@ from scipy import linalg
 
 from crossmodal.data import PairedData
 from crossmodal.errors import ConfigError
-from crossmodal.methods import register_method
+from crossmodal.methods._registry import register_method
 from crossmodal.methods.baselines import LinearHasher
 from crossmodal.methods.params import Choice, Param, Range
 

@@ -54,7 +54,7 @@ import scipy.sparse as sp
 from scipy import linalg
 
 from crossmodal.data import PairedData
-from crossmodal.methods import register_method
+from crossmodal.methods._registry import register_method
 from crossmodal.methods.baselines import LinearHasher
 from crossmodal.methods.cvh import knn_affinity
 from crossmodal.methods.params import Param, Range

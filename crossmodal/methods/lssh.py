@@ -64,7 +64,7 @@ import numpy as np
 from scipy import optimize
 
 from crossmodal.data import PairedData
-from crossmodal.methods import register_method
+from crossmodal.methods._registry import register_method
 from crossmodal.methods.base import Hasher
 from crossmodal.methods.params import Param, Range
 
@@ -102,7 +102,8 @@ def lasso_fista(D: np.ndarray, X: np.ndarray, lam: np.ndarray, iters: int, S0: n
     return S
 
 
-def learn_basis(X: np.ndarray, S: np.ndarray, c: float = 1.0, dual0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def learn_basis(X: np.ndarray, S: np.ndarray, c: float = 1.0,
+                dual0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Basis ``B (M, p)`` minimising ``||X - S B||²`` subject to ``||B[j]||² <= c`` for every row
     (atom) j, for data ``X (N, p)`` and codes ``S (N, M)``.
 

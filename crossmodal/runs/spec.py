@@ -125,7 +125,7 @@ class RunSpec:
 
     def comparable(self) -> dict:
         """What must be equal for a run to be resumed: the model, the data, the split."""
-        from crossmodal.training import model_config
+        from crossmodal.methods.training import model_config
 
         d = self.dataset
         return {"method": self.method, "bits": self.bits, "seed": self.seed,

@@ -1,4 +1,5 @@
-"""The epoch loop shared by every hasher trained in epochs (UGACH, the deep image methods).
+"""The epoch loop shared by every hasher trained in epochs (every method on
+:class:`~crossmodal.methods.torch_base.TorchHasher`: UGACH, the deep cross-modal and image methods).
 
 :class:`EpochTrainer` gives a method, for free: a progress bar (drawn only on a terminal), one
 log line per epoch (logger ``"crossmodal"``: losses, validation mAP, seconds), the training
@@ -12,7 +13,9 @@ and ``_restore_extra(ck)``.
 Model selection (config key ``selection``, default ``validation``): ``validation`` keeps the
 epoch with the best score on the labelled validation split (the last epoch when no validation
 data is given); ``last`` keeps the last epoch (fixed epochs, label-free; validation scores, if
-any, are only logged); ``loss`` keeps the epoch with the lowest mean training loss (label-free).
+any, are only logged); ``loss`` keeps the epoch with the lowest mean training loss (label-free;
+:meth:`EpochTrainer._selection_loss` of the epoch's record: its ``loss`` unless a method says
+otherwise). Without a candidate epoch a rule falls back to the last epoch and says so.
 :attr:`EpochTrainer.model_selection` states the rule used, for run.json and reports.
 """
 
@@ -32,6 +35,7 @@ RUNTIME_KEYS = ("device", "progress", "num_workers")  # may differ between a run
 
 
 def model_config(config: dict) -> dict:
+    """``config`` without the keys a resumed run may change (:data:`RUNTIME_KEYS`)."""
     return {k: v for k, v in (config or {}).items() if k not in RUNTIME_KEYS}
 
 
@@ -39,12 +43,19 @@ SELECTION_RULES = ("validation", "last", "loss")
 
 
 def check_selection(rule: str, where: str) -> str:
+    """``rule`` if it is one of :data:`SELECTION_RULES`; a one-line ConfigError otherwise."""
     if rule not in SELECTION_RULES:
         raise ConfigError(f"{where}: selection must be one of {', '.join(SELECTION_RULES)}, got {rule!r}")
     return rule
 
 
 class EpochTrainer:
+    """Mixin of a :class:`~crossmodal.methods.base.Hasher` trained in epochs (see the module docstring).
+
+    ``checkpoint_dir`` (set by the runs layer) holds the per-epoch checkpoints; ``selected`` is
+    ``{"rule", "epoch"}`` of the kept model once trained.
+    """
+
     checkpoint_dir = None
     selected: dict | None = None
 
@@ -56,9 +67,9 @@ class EpochTrainer:
         epoch = f", epoch {sel['epoch']}" if sel.get("epoch") is not None else ""
         if rule == "validation" and sel.get("rule", "validation") == "validation":
             return f"labelled validation (best validation score{epoch})"
-        if rule == "loss":
+        if rule == "loss" and sel.get("rule", "loss") == "loss":
             return f"label-free: lowest training loss{epoch}"
-        note = " (no validation data)" if rule == "validation" else ""
+        note = {"validation": " (no validation data)", "loss": " (no epoch had a finite training loss)"}.get(rule, "")
         return f"fixed epochs: last epoch{epoch}{note}"
 
     def __init__(self, *args, **kwargs):
@@ -72,6 +83,10 @@ class EpochTrainer:
 
     def _run_epoch(self, epoch: int) -> dict:
         raise NotImplementedError
+
+    def _selection_loss(self, rec: dict) -> float:
+        """The training loss the ``loss`` rule minimises, from one epoch's record (NaN: not a candidate)."""
+        return rec.get("loss", math.nan)
 
     def _checkpoint_extra(self) -> dict:
         return {}
@@ -88,7 +103,8 @@ class EpochTrainer:
         if "nets" not in ck:
             raise ConfigError(f"{self.name}: the checkpoint was written by an older crossmodal and cannot be resumed; "
                               "remove the run's checkpoints/ folder to train from the start")
-        if (model_config(ck.get("config")) != model_config(self.config) or ck.get("bits") != self.bits
+        saved = {**getattr(self, "defaults", {}), **(ck.get("config") or {})}  # a key it predates: its default
+        if (model_config(saved) != model_config(self.config) or ck.get("bits") != self.bits
                 or ck.get("seed") != self.seed):
             raise ConfigError(f"{self.name}: the checkpoint was written with another config, bits or seed; "
                               "resume with the same ones")
@@ -109,7 +125,8 @@ class EpochTrainer:
 
         rule = check_selection(self.config.get("selection", "validation"), self.name)
         self.best_score, self.best, self.history = -math.inf, None, []
-        ckpt = Checkpointer(self.checkpoint_dir, keep=self.config.get("keep_checkpoints", 2)) if self.checkpoint_dir else None
+        keep = self.config.get("keep_checkpoints", 2)
+        ckpt = Checkpointer(self.checkpoint_dir, keep=keep) if self.checkpoint_dir else None
         start = first - 1
         if ckpt is not None and ckpt.latest() is not None:
             ck, skipped = ckpt.load_latest()
@@ -133,11 +150,12 @@ class EpochTrainer:
                 scores = valid.score(self)
                 rec.update(scores)
                 score = scores["score"] if rule == "validation" else None
-            if rule == "loss" and math.isfinite(rec.get("loss", math.nan)):
-                score = -rec["loss"]
+            if rule == "loss" and math.isfinite(self._selection_loss(rec)):
+                score = -self._selection_loss(rec)
             if score is not None and score > self.best_score:
                 self.best_score = score
-                self.best = {"epoch": epoch, "nets": {k: copy.deepcopy(m.state_dict()) for k, m in self._nets().items()}}
+                nets = {k: copy.deepcopy(m.state_dict()) for k, m in self._nets().items()}
+                self.best = {"epoch": epoch, "nets": nets}
             self.history.append(rec)
             LOGGER.info(epoch_line(desc or self.name, rec, time.perf_counter() - t0, last))
             if ckpt is not None:

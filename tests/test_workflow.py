@@ -207,7 +207,7 @@ def test_dataset_found_through_the_environment_is_recorded_resolved(wiki_dir, tm
     assert run_json(run)["dataset"]["root"] == str(wiki_dir.resolve())
     monkeypatch.delenv("CROSSMODAL_WIKI")
     spec, _, ds = load_run(run)  # found again without the environment
-    assert ds.split.hash == spec["split_hash"]
+    assert ds.split.hash == spec.split_hash
 
 
 # ---------------------------------------------------------------------------------- labels and reports

@@ -38,13 +38,14 @@ WIKI = ROOT.parent / "shared" / "data" / "wiki"
 
 
 def _codes_digest(run: Path) -> str:
-    """SHA-256 over the packed database codes of every index file of a run folder."""
+    """SHA-256 over the packed database codes of every index file of a run folder (the
+    ``codes`` arrays only: the header records the model's identity, a hash of its config, which
+    legitimately changes when a method gains a key)."""
     h = hashlib.sha256()
     for f in sorted(run.glob("index-*.npz")):
         with np.load(f, allow_pickle=False) as z:
-            for k in sorted(z.files):
-                h.update(k.encode())
-                h.update(np.ascontiguousarray(z[k]).tobytes())
+            h.update(f.name.encode())
+            h.update(np.ascontiguousarray(z["codes"]).tobytes())
     return h.hexdigest()[:16]
 
 

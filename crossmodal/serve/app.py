@@ -78,6 +78,8 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc):
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            return error(404, f"no such address: {request.url.path[:80]} (the API is under /api, its description at /docs)")
         return error(exc.status_code if 400 <= exc.status_code < 500 else 400, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
@@ -133,7 +135,10 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         with tempfile.NamedTemporaryFile(prefix="crossmodal-query-", suffix=".img") as f:
             f.write(data)
             f.flush()
-            return JSONResponse(await run_in_threadpool(service.search, req, f.name))
+            try:
+                return JSONResponse(await run_in_threadpool(service.search, req, f.name))
+            except CrossmodalError as exc:  # name the upload, not the server's temporary file
+                raise type(exc)(str(exc).replace(f.name, "the uploaded image")) from None
 
     @app.get("/api/items/{part}/{item_id:path}", responses={200: {"content": {"image/png": {}}}, **ERRORS},
              tags=["search"])

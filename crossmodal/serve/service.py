@@ -130,6 +130,7 @@ class SearchService:
         query = {"kind": kind, "modality": source, "k": req.k}
         row = None
         if kind == "item":
+            self.row(s, req.part, req.item)  # an unknown item is a 404
             target, D, I, row = s.search_item(req.part, req.item, source, req.k, target=target)
             query.update(item=req.item, part=req.part, labels=list(item_labels(s.ds, row)))
         else:
@@ -183,10 +184,7 @@ class SearchService:
         """A dataset item: PNG bytes of its picture (image modality, where the dataset keeps
         pixels), else ``{"id", "part", "text", "labels"}``."""
         name, s = self.searcher(run)
-        try:
-            row = s.item_row(part, item_id)
-        except DataError as exc:
-            raise NotFound(str(exc)) from None
+        row = self.row(s, part, item_id)
         if modality in (None, "image") and has_pixels(s):
             return self.thumbnail(name, s, row)
         if modality == "image":
@@ -195,6 +193,14 @@ class SearchService:
         labels = list(item_labels(s.ds, row))
         return {"id": item_id, "part": part, "text": caption if caption is not None else ", ".join(labels),
                 "labels": labels}
+
+    @staticmethod
+    def row(s: Searcher, part: str, item_id: str) -> int:
+        """The dataset row of an item; an unknown id is :class:`NotFound`."""
+        try:
+            return s.item_row(part, item_id)
+        except DataError as exc:
+            raise NotFound(str(exc)) from None
 
     def thumbnail(self, name: str, s: Searcher, row: int) -> bytes:
         key = (name, row)

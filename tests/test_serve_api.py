@@ -352,3 +352,10 @@ def test_the_command_serves_until_stopped(runs):
     finally:
         p.terminate()
         p.wait(timeout=30)
+
+
+def test_the_demo_ends_with_the_serve_command_for_its_run(tmp_path, capsys):
+    assert main(["demo", "--method", "lsh", "--bits", "16", "--out", str(tmp_path), "--tracker", "none"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    m = re.search(r"crossmodal serve (\S+)$", last)
+    assert m and Path(m.group(1)).parent == tmp_path and (Path(m.group(1)) / "report.json").is_file()

@@ -42,22 +42,25 @@ def run_names(run_dirs) -> list[str]:
 class SearchService:
     """Named :class:`Searcher` objects (the first is the default run) and what the API answers."""
 
-    def __init__(self, searchers: dict[str, Searcher]):
+    def __init__(self, searchers: dict[str, Searcher], threads: int | None = None):
         if not searchers:
             raise CrossmodalError("serve: give at least one run folder")
         self.searchers = dict(searchers)
+        self.threads = threads
         self._thumbs: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
+        self._local = threading.local()
         self._closers: list = []
 
     @classmethod
-    def open(cls, run_dirs, data_root: str | os.PathLike | None = None, index_uris=()) -> "SearchService":
+    def open(cls, run_dirs, data_root: str | os.PathLike | None = None, index_uris=(),
+             threads: int | None = None) -> "SearchService":
         """Load every run once (featurizers and indexes too: a featurizer that cannot load
         offline is refused now), then attach the indexes at ``index_uris`` (opened with
         :func:`crossmodal.retrieval.backends.open_index`) to the runs whose model made them."""
         run_dirs = list(run_dirs)
         searchers = {n: Searcher(d, data_root=data_root) for n, d in zip(run_names(run_dirs), run_dirs)}
-        service = cls(searchers)
+        service = cls(searchers, threads=threads)
         try:
             for uri in index_uris:
                 service.attach_uri(uri)
@@ -121,9 +124,20 @@ class SearchService:
         }
 
     # -- searches ------------------------------------------------------------------------
+    def pin_threads(self) -> None:
+        """FAISS' OpenMP thread count for the calling thread (a request runs in a worker thread,
+        which OpenMP gives the process default, every core, not the count set in the main thread)."""
+        if self.threads is None or getattr(self._local, "threads", None) == self.threads:
+            return
+        import faiss
+
+        faiss.omp_set_num_threads(self.threads)
+        self._local.threads = self.threads
+
     def search(self, req: SearchRequest, image=None) -> dict:
         """Answer one search: ``req.text``, ``req.item`` or ``image`` (a file path, from an upload).
         Returns ``{"run", "query", "hits"}`` with the hits in ``crossmodal query``'s order."""
+        self.pin_threads()
         name, s = self.searcher(req.run)
         kind = "image" if image is not None else "text" if req.text is not None else "item"
         source, target = self.direction(s, req, kind)

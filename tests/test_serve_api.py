@@ -175,6 +175,10 @@ def test_healthz_page_and_offline_docs(client):
     assert docs.status_code == 200 and "http" not in re.sub(r"https?://(localhost|127\.0\.0\.1)", "", docs.text)
     spec = client.get("/openapi.json").json()
     assert {"/api/search", "/api/runs", "/api/items/{part}/{item_id}", "/healthz"} <= set(spec["paths"])
+    body = spec["paths"]["/api/search"]["post"]["requestBody"]["content"]
+    assert body["application/json"]["schema"]["$ref"] == "#/components/schemas/SearchRequest"
+    fields = spec["components"]["schemas"]["SearchRequest"]["properties"]
+    assert {"text", "item", "k", "run", "direction"} <= set(fields)
 
 
 def test_token_on_every_request(service):

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("fastapi", reason="crossmodal serve needs the [serve] extra (fastapi)")
-sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (pip install playwright)")
+sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (pip install "
+                                                             "playwright)")
 
 from crossmodal.serve import SearchService  # noqa: E402
 from crossmodal.serve.app import create_app  # noqa: E402
@@ -163,6 +164,20 @@ def test_two_runs_side_by_side_and_the_screenshot(web, runs):
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     tmp = SCREENSHOT.with_suffix(".tmp.png")
     web.screenshot(path=str(tmp), full_page=False)
-    os.replace(tmp, SCREENSHOT)
+    if same_picture(tmp, SCREENSHOT):
+        tmp.unlink()  # a few anti-aliased pixels apart: the committed picture stays as it is
+    else:
+        os.replace(tmp, SCREENSHOT)
     assert SCREENSHOT.stat().st_size > 10_000
     assert [folder_hashes(r) for r in runs] == before
+
+
+def same_picture(a: Path, b: Path, tolerance: float = 0.001) -> bool:
+    """Both PNGs exist, have one size and differ in at most ``tolerance`` of their pixels."""
+    import numpy as np
+    from PIL import Image
+
+    if not b.is_file():
+        return False
+    x, y = (np.asarray(Image.open(f).convert("RGB"), dtype=np.int16) for f in (a, b))
+    return x.shape == y.shape and float(np.any(x != y, axis=-1).mean()) <= tolerance

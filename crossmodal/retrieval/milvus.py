@@ -165,7 +165,8 @@ class MilvusIndex:
             stored = json.loads(rows[0]["meta"])
             self.bits, self.meta = check_bits(stored["bits"]), dict(stored["meta"])
         except (IndexError, KeyError, TypeError, ValueError, DataError):
-            raise DataError(f"{self.uri}: damaged meta row in {self.meta_collection!r}; export the codes again") from None
+            raise DataError(f"{self.uri}: damaged meta row in {self.meta_collection!r}; "
+                            "export the codes again") from None
         if bits is not None and int(bits) != self.bits:
             raise DataError(f"{self.uri}: holds {self.bits}-bit codes, not {bits}")
         self._call("load", lambda: c.load_collection(self.collection))
@@ -208,7 +209,8 @@ class MilvusIndex:
             raise DataError(f"{self.uri}: ids must be ({len(codes)},) integers, got {ids.dtype} {ids.shape}")
         ids = ids.astype(np.int64)
         for s in range(0, len(codes), INSERT_ROWS):
-            rows = [{"id": int(i), "code": c.tobytes()} for i, c in zip(ids[s:s + INSERT_ROWS], codes[s:s + INSERT_ROWS])]
+            part = zip(ids[s:s + INSERT_ROWS], codes[s:s + INSERT_ROWS])
+            rows = [{"id": int(i), "code": c.tobytes()} for i, c in part]
             self._call("insert", lambda: self._client.insert(self.collection, rows))
         self._ntotal += len(codes)
         return self

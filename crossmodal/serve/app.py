@@ -79,7 +79,7 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc):
         if exc.status_code == 404 and exc.detail == "Not Found":
-            return error(404, f"no such address: {request.url.path[:80]} (the API is under /api, its description at /docs)")
+            return error(404, f"no such address: {request.url.path[:80]} (the API is under /api, described at /docs)")
         return error(exc.status_code if 400 <= exc.status_code < 500 else 400, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
@@ -166,6 +166,7 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         return Response(files[name], media_type=STATIC[name], headers={"cache-control": "no-cache"})
 
     add_docs(app)
+    add_request_schema(app)
     app.add_middleware(Guard, token=token, loopback_only=loopback_only, max_body=limits.max_body)
     return app
 
@@ -187,6 +188,22 @@ def parse_upload_fields(fields: dict) -> SearchRequest:
         raise RequestValidationError(exc.errors()) from None
     return SearchRequest.model_construct(text=None, item=None, part="database", modality="image",
                                          **up.model_dump())
+
+
+def add_request_schema(app: FastAPI) -> None:
+    """Put :class:`SearchRequest` into the OpenAPI components (``/api/search`` reads its body by
+    hand, to take JSON or a multipart upload, so FastAPI does not find the model by itself)."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas["SearchRequest"] = SearchRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def add_docs(app: FastAPI) -> None:

@@ -67,7 +67,8 @@ def bind(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise CrossmodalError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port") from None
+        why = exc.strerror or exc
+        raise CrossmodalError(f"cannot listen on {host}:{port} ({why}); choose another --port") from None
     return sock
 
 

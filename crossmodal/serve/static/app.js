@@ -39,7 +39,8 @@ async function loadRuns() {
 }
 
 function describeRun(run) {
-  const maps = Object.entries(run.mAP || {}).map(([d, v]) => `${d} ${v === null ? "-" : v.toFixed(3)}`).join(", ");
+  const maps = Object.entries(run.mAP || {})
+    .map(([d, v]) => `${d} ${v === null ? "-" : v.toFixed(3)}`).join(", ");
   return `${run.method}, ${run.bits} bits, ${run.dataset}` + (maps ? `; mAP@all ${maps}` : "");
 }
 
@@ -60,7 +61,9 @@ function showQuery(query) {
   const box = $("#query");
   box.replaceChildren();
   if (query.kind === "text") box.append(`Searching with the sentence “${query.text}”`);
-  if (query.kind === "image") box.append(el("img", { src: state.preview, alt: "query image" }), "Searching with your image");
+  if (query.kind === "image") {
+    box.append(el("img", { src: state.preview, alt: "query image" }), "Searching with your image");
+  }
   if (query.kind === "item") {
     box.append(`Searching with ${query.modality} of ${query.part} item `, el("code", {}, query.item));
     if (query.modality === "image" && query.picture) box.append(el("img", { src: query.picture, alt: query.item }));
@@ -93,8 +96,9 @@ function column(run) {
 
 function fill(col, answer) {
   const q = answer.query;
-  const note = `${q.direction}: ${answer.hits.length} hits` + (q.precision !== null && q.precision !== undefined
-    ? `, P@${q.k} ${q.precision.toFixed(2)}` : "") + (q.labels ? ` (query labels: ${q.labels.join(", ") || "none"})` : "");
+  const precision = q.precision !== null && q.precision !== undefined ? `, P@${q.k} ${q.precision.toFixed(2)}` : "";
+  const labels = q.labels ? ` (query labels: ${q.labels.join(", ") || "none"})` : "";
+  const note = `${q.direction}: ${answer.hits.length} hits${precision}${labels}`;
   const grid = el("div", { class: "hits" + (q.target === "text" ? " texts" : "") });
   answer.hits.forEach((hit) => grid.append(hitCard(hit, answer)));
   col.querySelector(".status").replaceChildren(note);

@@ -47,8 +47,9 @@ def require(module: str, what: str, install: str = INSTALL):
 
 
 def host_of(address: str) -> str:
-    """``tcp://10.1.2.3:4567`` -> ``10.1.2.3``."""
-    return address.split("://")[-1].rpartition(":")[0]
+    """``tcp://10.1.2.3:4567`` -> ``10.1.2.3`` (``inproc://10.1.2.3/pid/n`` -> ``10.1.2.3``)."""
+    hostport = address.split("://")[-1].split("/")[0]
+    return hostport.rpartition(":")[0] or hostport
 
 
 def task_threads(threads, host_slots: dict) -> int:
@@ -124,7 +125,9 @@ class DaskExecutor:
     def _local_cluster(self, distributed):
         from crossmodal.threads import available_cores
 
-        common = dict(threads_per_worker=1, host="127.0.0.1", silence_logs=logging.ERROR,
+        # processes=False (tests): workers are threads talking in memory (inproc://), no socket but the HTTP one
+        host = {"host": "127.0.0.1"} if self.processes or self.gpus else {}
+        common = dict(threads_per_worker=1, silence_logs=logging.ERROR, **host,
                       dashboard_address=DASHBOARD if self.dashboard else None,
                       # without a dashboard the scheduler still serves /health and /info: on a free local port
                       scheduler_kwargs=None if self.dashboard else {"dashboard_address": "127.0.0.1:0"})

@@ -40,7 +40,9 @@ from crossmodal.runs.shards import (
 )
 from crossmodal.stored import read_json
 
-DEFAULT_CHUNK_ROWS = 65536  # a multiple of the methods' internal encoding batches (8192): same codes
+# 32768 x 512 float32 = 64 MB a chunk; with its copies while coding, a worker holds about 4 times that.
+# A multiple of the methods' internal encoding batches (8192), so a chunk is coded in the same batches.
+DEFAULT_CHUNK_ROWS = 32768
 MODALITIES = ("image", "text")
 _models: dict = {}  # per process: model folder -> (identity, hasher), loaded once per worker
 

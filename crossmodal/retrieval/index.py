@@ -74,7 +74,8 @@ class HammingIndex:
         if backend == "faiss" and _faiss() is None:
             raise DataError("HammingIndex: faiss is not installed; pip install faiss-cpu, or use backend='numpy'")
         if kind != "flat" and backend != "faiss":
-            raise DataError(f"HammingIndex: kind={kind!r} needs faiss (pip install faiss-cpu); use kind='flat' for NumPy")
+            raise DataError(f"HammingIndex: kind={kind!r} needs faiss (pip install faiss-cpu); use kind='flat' "
+                            "for NumPy")
         if nlist is not None and int(nlist) < 1 or int(nprobe) < 1:
             raise DataError(f"HammingIndex: nlist and nprobe must be >= 1, got {nlist!r}, {nprobe!r}")
         self.kind, self.backend = kind, backend

@@ -117,7 +117,7 @@ class DaskExecutor:
             self.cluster = self._local_cluster(distributed)
             self.client = distributed.Client(self.cluster, set_as_default=False)
         self.log(self.describe())
-        if self.gpus and not any(w.get("resources", {}).get("GPU", 0) >= self.gpus for w in self._workers().values()):
+        if self.gpus and not any(self.host_slots().values()):
             self.log(f"dask: warning: no worker has the resource GPU={self.gpus} yet; the tasks wait for one "
                      "(start workers with --resources GPU=N)")
         return self
@@ -138,19 +138,27 @@ class DaskExecutor:
         return distributed.LocalCluster(n_workers=n, processes=self.processes, **common)
 
     def _workers(self) -> dict:
-        return self.client.scheduler_info(n_workers=-1)["workers"]
+        try:
+            return self.client.scheduler_info(n_workers=-1)["workers"]
+        except TypeError:  # distributed before 2025: every worker is listed anyway
+            return self.client.scheduler_info()["workers"]
 
     def host_slots(self) -> dict:
-        """``{host: task slots}`` of the workers connected now."""
+        """``{host: tasks that can run at once}`` over the workers connected now: a worker's
+        threads, or fewer when the tasks hold GPUs (its ``GPU`` resource // ``gpus_per_run``)."""
         slots: dict = {}
         for addr, w in self._workers().items():
-            slots[host_of(addr)] = slots.get(host_of(addr), 0) + int(w.get("nthreads", 1))
+            n = int(w.get("nthreads", 1))
+            if self.gpus:
+                n = min(n, int((w.get("resources") or {}).get("GPU", 0) // self.gpus))
+            slots[host_of(addr)] = slots.get(host_of(addr), 0) + n
         return slots
 
     def describe(self) -> str:
         if self.client is None:
             return "dask: not started"
-        where = f"scheduler {self.scheduler}" if self.scheduler else f"local cluster on {self.cluster.scheduler_address}"
+        where = (f"scheduler {self.scheduler}" if self.scheduler
+                 else f"local cluster on {self.cluster.scheduler_address}")
         n = len(self._workers())
         board = f", dashboard {self.client.dashboard_link}" if self.dashboard else ", no dashboard"
         gpus = f", {self.gpus} GPU(s) per task" if self.gpus else ""

@@ -164,8 +164,8 @@ def encode_chunk(job: dict) -> dict:
     return {"sha256": write_shard(job["shard"], codes), "rows": int(codes.shape[0])}
 
 
-def start_manifest(out: Path, model: dict, run: Path, modality: str, feats: FeatureFile, chunk_rows: int | None,
-                   log) -> dict:
+def start_manifest(out: Path, model: dict, run: Path, modality: str, feats: FeatureFile,
+                   chunk_rows: int | None) -> dict:
     """The manifest to (re)start from: a new one for a new folder, or the folder's own when it
     is an encode of the same features, model and chunk size; anything else is refused."""
     if out.exists() and not out.is_dir():
@@ -221,7 +221,7 @@ def encode_features(run: str | os.PathLike, features: str | os.PathLike, modalit
     run, out = Path(run), Path(out)
     model = model_of(run, modality)
     feats = open_features(features, model["width"], modality)
-    m = start_manifest(out, model, run, modality, feats, chunk_rows, log)
+    m = start_manifest(out, model, run, modality, feats, chunk_rows)
     todo = chunks_to_encode(out, m, log) if out.is_dir() else list(range(len(m["chunks"])))
     if not todo and m["complete"]:
         log(f"{out}: every shard already encoded and checked; nothing to do")
@@ -235,7 +235,7 @@ def encode_features(run: str | os.PathLike, features: str | os.PathLike, modalit
         if o.error is not None:
             raise o.error
         if o.value is not None:
-            raise DataError(f"--features {features}: row {o.value} holds a NaN or infinite value; nothing written")
+            raise DataError(f"--features {features}: row {o.value} holds a NaN or infinite value; nothing was written")
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out):
         clean_stale_tmp(out, recursive=False)

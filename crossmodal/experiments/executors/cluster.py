@@ -12,8 +12,15 @@ Where the tasks run:
   when it is > 0, so a worker started with ``--resources GPU=1`` runs one at a time.
 
 Each task first sets its own thread count (:func:`crossmodal.threads.apply_threads`): the
-explicit ``threads`` setting, else this host's cores divided by the task slots the cluster has
-on this host, so N one-task workers on N cores run one thread each instead of N each.
+explicit ``threads`` setting; else 1 when the cluster has at least as many task slots on this host
+as it has cores (N one-task workers on N cores: one thread each instead of N each), and ``auto``
+when it has fewer (one thread in epoch loops, the cores for the big one-off passes). Never a
+number above 1 for a whole run by default: epoch loops at several threads spin and slow down
+as soon as anything else runs (measured: :mod:`crossmodal.threads`).
+
+The local cluster's workers run without Dask's ``MALLOC_TRIM_THRESHOLD_=65536``: with it, glibc
+maps and unmaps every mid-sized array, and a DJSRH run on toy took 1.6x the CPU time it takes
+in the calling process (7.4-8.0 s against 4.5-5.0 s without it, the same run in a worker).
 
 Dask ships the function and the items to the workers by pickling them over its connections:
 anyone who can reach the scheduler can run code on the workers, which is why the local cluster
@@ -52,9 +59,9 @@ def host_of(address: str) -> str:
     return hostport.rpartition(":")[0] or hostport
 
 
-def task_threads(threads, host_slots: dict) -> int:
-    """The thread count of a task on this worker: ``threads`` when it is a number, else this
-    host's cores over the cluster's task slots on this host (at least 1)."""
+def task_threads(threads, host_slots: dict) -> int | str:
+    """The thread setting of a task on this worker: ``threads`` when it is a number, else 1 when
+    this host has no more cores than task slots, else ``auto``."""
     from crossmodal.threads import available_cores
 
     if isinstance(threads, int):
@@ -63,7 +70,7 @@ def task_threads(threads, host_slots: dict) -> int:
 
     worker = get_worker()
     slots = host_slots.get(host_of(worker.address)) or worker.state.nthreads
-    return max(1, available_cores() // max(1, slots))
+    return 1 if available_cores() <= max(1, slots) else "auto"
 
 
 def run_task(fn: Callable, item, threads, host_slots: dict):
@@ -131,11 +138,15 @@ class DaskExecutor:
                       dashboard_address=DASHBOARD if self.dashboard else None,
                       # without a dashboard the scheduler still serves /health and /info: on a free local port
                       scheduler_kwargs=None if self.dashboard else {"dashboard_address": "127.0.0.1:0"})
-        if self.gpus:
-            cuda = require("dask_cuda", "--gpus-per-run on this machine", "pip install dask-cuda")
-            return cuda.LocalCUDACluster(n_workers=self.workers, resources={"GPU": 1}, **common)
-        n = self.workers or available_cores()
-        return distributed.LocalCluster(n_workers=n, processes=self.processes, **common)
+        import dask
+
+        # the nannies read it when they are made: the workers they spawn (and respawn) keep glibc's default
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            if self.gpus:
+                cuda = require("dask_cuda", "--gpus-per-run on this machine", "pip install dask-cuda")
+                return cuda.LocalCUDACluster(n_workers=self.workers, resources={"GPU": 1}, **common)
+            n = self.workers or available_cores()
+            return distributed.LocalCluster(n_workers=n, processes=self.processes, **common)
 
     def _workers(self) -> dict:
         try:

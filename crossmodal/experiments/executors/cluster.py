@@ -31,6 +31,7 @@ with Dask's TLS security settings).
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from typing import Callable, Iterator, Sequence
@@ -140,13 +141,23 @@ class DaskExecutor:
                       scheduler_kwargs=None if self.dashboard else {"dashboard_address": "127.0.0.1:0"})
         import dask
 
-        # the nannies read it when they are made: the workers they spawn (and respawn) keep glibc's default
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-            if self.gpus:
-                cuda = require("dask_cuda", "--gpus-per-run on this machine", "pip install dask-cuda")
-                return cuda.LocalCUDACluster(n_workers=self.workers, resources={"GPU": 1}, **common)
-            n = self.workers or available_cores()
-            return distributed.LocalCluster(n_workers=n, processes=self.processes, **common)
+        # the nannies (threads of this process) set their pre-spawn variables in this process's
+        # environment too: put it back as it was once the workers are up
+        before = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+        try:
+            # read when the nannies are made: the workers they spawn (and respawn) keep glibc's default
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                if self.gpus:
+                    cuda = require("dask_cuda", "--gpus-per-run on this machine", "pip install dask-cuda")
+                    return cuda.LocalCUDACluster(n_workers=self.workers, resources={"GPU": 1}, **common)
+                n = self.workers or available_cores()
+                return distributed.LocalCluster(n_workers=n, processes=self.processes, **common)
+        finally:
+            for k, v in before.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     def _workers(self) -> dict:
         try:

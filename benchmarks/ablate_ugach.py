@@ -53,7 +53,7 @@ ROOTS = {"wiki": "/work/shared/data/wiki"}
 
 
 def row_config(row: str, dataset: str, hidden: int, epochs: int, pretrain_epochs: int) -> dict:
-    from crossmodal.runs import load_config_file, preset_path
+    from crossmodal.config import load_config_file, preset_path
 
     cut = dict(hidden=hidden, epochs=epochs, progress=False, device="cpu")
     if row == "fast preset":

@@ -26,9 +26,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's crossmodal
 
-from crossmodal.data.core import PairedData
+from crossmodal.data import PairedData
 from crossmodal.methods import get_method
-from crossmodal.runs import load_config, preset_path
+from crossmodal.config import load_config, preset_path
 
 def random_pairs(n: int, di: int = 4096, dt: int = 1386, classes: int = 24, seed: int = 0) -> PairedData:
     """Non-negative random features (like fc7 after ReLU and tag counts) with class structure."""

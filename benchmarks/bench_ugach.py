@@ -29,9 +29,10 @@ import time
 import numpy as np
 import torch
 
-from crossmodal.data.core import Dataset, PairedData, Split
+from crossmodal.data import Dataset, PairedData, Split
 from crossmodal.graph import correlation_graph, knn_ivf
-from crossmodal.methods.ugach import DIRECTIONS, OTHER, UGACH
+from crossmodal.methods.ugach import OTHER, UGACH
+from crossmodal.methods.ugach_pretrain import DIRECTIONS
 from crossmodal.nets import sq_dist
 
 
@@ -156,7 +157,7 @@ def cmd_loop(args):
 
 def cmd_full(args):
     from crossmodal.retrieval.evaluate import evaluate
-    from crossmodal.runs import load_config_file, preset_path
+    from crossmodal.config import load_config_file, preset_path
 
     n_all = args.n + 3015 + 2000  # 15,000 train + 200 validation + 2,815 more database items + 2,000 queries
     t0 = time.perf_counter()

@@ -21,7 +21,7 @@ import numpy as np
 from crossmodal.data import get_dataset
 from crossmodal.methods.unimodal import ITQ, URPH, URPHIndex
 from crossmodal.retrieval import HammingIndex
-from crossmodal.runs import load_config
+from crossmodal.config import load_config
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:

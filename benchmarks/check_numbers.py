@@ -15,6 +15,8 @@ Typical use around a refactor (the old code from a git revision, the new from th
 ``record --rev REV`` checks ``REV`` out into a temporary git worktree and runs its code (its
 ``crossmodal`` package first on ``PYTHONPATH``); without ``--rev`` it runs this checkout.
 ``--tables toy,digits`` restricts the tables, ``--only TEXT`` the grid points (as ``sweep --only``).
+Records kept in ``benchmarks/results/``: ``check_numbers-b309ae5.json`` (the code before the
+issue-20 restructuring) and ``check_numbers-layers.json`` (after it): 46 runs, 638 figures, 0 differ.
 The last line of ``compare`` is ``numbers: N figures, M differ`` (exit code 1 when M > 0).
 """
 
@@ -38,13 +40,14 @@ WIKI = ROOT.parent / "shared" / "data" / "wiki"
 
 
 def _codes_digest(run: Path) -> str:
-    """SHA-256 over the packed database codes of every index file of a run folder."""
+    """SHA-256 over the packed database codes of every index file of a run folder (the
+    ``codes`` arrays only: the header records the model's identity, a hash of its config, which
+    legitimately changes when a method gains a key)."""
     h = hashlib.sha256()
     for f in sorted(run.glob("index-*.npz")):
         with np.load(f, allow_pickle=False) as z:
-            for k in sorted(z.files):
-                h.update(k.encode())
-                h.update(np.ascontiguousarray(z[k]).tobytes())
+            h.update(f.name.encode())
+            h.update(np.ascontiguousarray(z["codes"]).tobytes())
     return h.hexdigest()[:16]
 
 

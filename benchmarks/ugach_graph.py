@@ -18,7 +18,7 @@ import argparse
 
 import numpy as np
 
-from crossmodal.data.registry import get_dataset
+from crossmodal.data import get_dataset
 from crossmodal.graph import correlation_graph, knn
 
 ROOTS = {"wiki": "/work/shared/data/wiki"}

@@ -17,9 +17,10 @@ import argparse
 import json
 import time
 
-from crossmodal.data.registry import get_dataset
+from crossmodal.data import get_dataset
 from crossmodal.methods import get_method
-from crossmodal.runs import load_config_file, validation_set
+from crossmodal.config import load_config_file
+from crossmodal.runs import validation_set
 
 CONFIG = "experiments/configs/ugach-fast.yaml"
 ROOTS = {"wiki": "/work/shared/data/wiki"}

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from crossmodal.errors import CrossmodalError
+from crossmodal.errors import CrossmodalError, DataError
+from crossmodal.stored import read_json
 
 SEED_MAX = 2**32 - 1
 _TMP = re.compile(r"^\..+\.tmp-(\d+)$")
@@ -319,11 +320,11 @@ class RunLock:
         self.me = {"host": socket.gethostname(), "pid": os.getpid()}
 
     def _owner(self) -> dict | None:
+        """The lock file's ``{"host", "pid", "time"}``; None when there is no lock, ``{}`` when
+        it cannot be read (an owner nobody can check)."""
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError):
+            return read_json(self.path, kind=object, default=None)
+        except DataError:
             return {}
 
     def acquire(self) -> "RunLock":
@@ -346,7 +347,8 @@ class RunLock:
                               file=sys.stderr)
                         self.path.unlink(missing_ok=True)
                         continue
-                    who = f"process {pid} on {owner.get('host')}" if isinstance(owner, dict) and pid else "another process"
+                    known = isinstance(owner, dict) and pid
+                    who = f"process {pid} on {owner.get('host')}" if known else "another process"
                     raise CrossmodalError(
                         f"{self.folder}: in use by {who} (lock file {self.path}); wait for it to finish, "
                         "or remove the lock file if no such process runs")

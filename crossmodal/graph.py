@@ -154,7 +154,8 @@ def correlation_graph(image, text, k: int = 10, n_image: int = 5, n_text: int = 
     ``method``: "exact" (blocked, on ``device``) or "ivf" (approximate, FAISS, Euclidean only).
     """
     if not (0 < n_image <= k and 0 <= n_text <= k):
-        raise DataError(f"graph: need 0 < n_image <= k and 0 <= n_text <= k (k={k}, n_image={n_image}, n_text={n_text})")
+        raise DataError(f"graph: need 0 < n_image <= k and 0 <= n_text <= k "
+                        f"(k={k}, n_image={n_image}, n_text={n_text})")
     if method not in ("exact", "ivf"):
         raise DataError(f"graph: method must be 'exact' or 'ivf', got {method!r}")
     if method == "ivf" and metric != "euclidean":

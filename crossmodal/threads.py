@@ -9,7 +9,7 @@ alone to 131.7 s beside one busy process, and to 7.2 s with one thread.
 
 The setting ``threads`` (config key ``threads``, ``--threads``, ``$CROSSMODAL_THREADS``):
 
-* ``"auto"`` (default): epoch loops (:class:`~crossmodal.training.EpochTrainer`) run at
+* ``"auto"`` (default): epoch loops (:class:`~crossmodal.methods.training.EpochTrainer`) run at
   :data:`AUTO_TRAIN_THREADS` intra-op threads, restored afterwards; the big one-off passes
   outside them (kNN for the graph, encoding, evaluation) keep every core the process may use.
   Chosen by measurement: one thread beside a busy process (7.2 s) beat the all-core default

@@ -78,6 +78,24 @@ def flat_config(spec: dict) -> dict:
     return out
 
 
+
+def add_wandb_arguments(p) -> None:
+    """``--wandb-project/--wandb-entity/--wandb-tags/--wandb-notes`` on an argparse parser
+    (defaults: $WANDB_PROJECT, $WANDB_ENTITY)."""
+    p.add_argument("--wandb-project", default=None, help="wandb project (default $WANDB_PROJECT, else crossmodal)")
+    p.add_argument("--wandb-entity", default=None, help="wandb entity / team (default $WANDB_ENTITY)")
+    p.add_argument("--wandb-tags", default=None, help="comma-separated wandb tags, e.g. paper,ablation")
+    p.add_argument("--wandb-notes", default=None, help="wandb notes of the run")
+
+
+def wandb_settings(args) -> dict:
+    """The :class:`Tracker` wandb settings (``project``, ``entity``, ``tags``, ``notes``) given on
+    a command line parsed with :func:`add_wandb_arguments`; unset ones left out."""
+    tags = [t.strip() for t in (getattr(args, "wandb_tags", None) or "").split(",") if t.strip()]
+    out = {"project": getattr(args, "wandb_project", None), "entity": getattr(args, "wandb_entity", None),
+           "tags": tags or None, "notes": getattr(args, "wandb_notes", None)}
+    return {k: v for k, v in out.items() if v}
+
 class Tracker:
     """Logs a run: ``metrics.jsonl`` always (unless ``backend="none"``), wandb when asked.
 
@@ -103,7 +121,8 @@ class Tracker:
             try:
                 import wandb
             except ImportError:
-                raise CrossmodalError("tracker wandb: wandb is not installed; pip install wandb, or use --tracker jsonl") from None
+                raise CrossmodalError("tracker wandb: wandb is not installed; pip install wandb, or use --tracker "
+                                      "jsonl") from None
             mode = wandb_mode()
             project = project or os.environ.get("WANDB_PROJECT") or "crossmodal"
             entity = entity or os.environ.get("WANDB_ENTITY") or None

@@ -38,8 +38,7 @@ RANDOM = {"fsh"}
 
 
 def load_uci(root) -> "Dataset":
-    from crossmodal.data.core import Dataset, Split
-    from crossmodal.data.matfile import paired_from_mat
+    from crossmodal.data import Dataset, Split, paired_from_mat
 
     path = Path(root) / "uci_all.mat" if Path(root).is_dir() else Path(root)
     data, info = paired_from_mat(path, source="uci-handwritten")
@@ -51,7 +50,7 @@ def load_uci(root) -> "Dataset":
 
 def protocols(wiki_root, uci_root) -> dict:
     from crossmodal.data import get_dataset
-    from crossmodal.data.wiki import load_wiki
+    from crossmodal.data.sources.wiki import load_wiki
 
     out = {}
     if wiki_root:

@@ -45,7 +45,7 @@ DIRS = ("i2t", "t2i")
 
 def paper_dataset(root):
     """Wikipedia with every training pair used for training (the papers' protocol)."""
-    from crossmodal.data.wiki import load_wiki
+    from crossmodal.data.sources.wiki import load_wiki
 
     return load_wiki(root, seed=0, validation_fraction=0.0)
 
@@ -67,7 +67,7 @@ def run_one(method: str, bits: int, seed: int, ds, train_part: str, conventions=
 
 def method_config(method: str) -> dict:
     """The paper settings: experiments/configs/METHOD.yaml for wiki, checked against the params."""
-    from crossmodal.runs import load_config_file, preset_path
+    from crossmodal.config import load_config_file, preset_path
 
     return load_config_file(preset_path(method), "wiki", method)
 

@@ -10,7 +10,7 @@
     python -m experiments.deep_baselines tune --dataset wiki --method djsrh --bits 32 \\
         --data-root wiki=/work/shared/data/wiki --grid lr=0.01,0.001 hidden=[],[1024]
 
-``table`` writes a sweep file into ``--out`` and runs it with :func:`experiments.run.run_sweep`
+``table`` writes a sweep file into ``--out`` and runs it with :func:`crossmodal.experiments.sweep.run_sweep`
 (resumable: finished runs are skipped), then aggregates the runs with ``crossmodal report``
 into ``OUT/results/DATASET/`` and prints the mAP@all table beside UGACH-fast's committed
 figures (``experiments/results/DATASET/table.csv``) where those exist.
@@ -46,11 +46,12 @@ def _label(method: str, preset: str) -> str:
 
 def run_table(datasets, methods, preset, bits, seeds, out: Path, roots: dict, log=print) -> dict:
     from crossmodal.report import write_report
-    from experiments.run import run_sweep
+    from crossmodal.experiments.sweep import run_sweep
 
     tables = {}
     for ds in datasets:
-        sweep = {"name": f"deep-{Path(ds).name}", "datasets": [{"name": ds, **({"root": roots[ds]} if ds in roots else {})}],
+        root = {"root": roots[ds]} if ds in roots else {}
+        sweep = {"name": f"deep-{Path(ds).name}", "datasets": [{"name": ds, **root}],
                  "methods": [{"method": m, **({"preset": preset} if preset not in (None, "", "paper") else {})}
                              for m in methods],
                  "bits": list(bits), "seeds": list(seeds), "ks": [100], "tracker": "jsonl"}
@@ -102,7 +103,8 @@ def tune(dataset, method, preset, bits, seeds, grid: list[str], roots: dict, log
     and print its best validation score (mean I→T/T→I mAP@all on the validation split)."""
     from crossmodal.data import get_dataset
     from crossmodal.methods import get_method
-    from crossmodal.runs import dataset_key, load_config, preset_path, validation_set
+    from crossmodal.config import dataset_key, load_config, preset_path
+    from crossmodal.runs import validation_set
 
     cfg, _ = load_config(preset_path(method, preset if preset != "paper" else None), dataset_key(dataset), method)
     cfg["progress"] = False

@@ -61,7 +61,7 @@ def run(datasets, fits, seeds, bits: int, roots: dict, preset: str = "fast", ove
         log=print) -> dict:
     from crossmodal.data import get_dataset
     from crossmodal.methods import get_method
-    from crossmodal.runs import dataset_key, load_config, preset_path
+    from crossmodal.config import dataset_key, load_config, preset_path
 
     out = {}
     for name in datasets:

@@ -1,9 +1,9 @@
 """Thin wrapper: ``python -m experiments.reproduce NAME ...`` is ``crossmodal reproduce NAME ...``
-(the code lives in :mod:`crossmodal.experiments.reproduce`)."""
+(the code lives in :mod:`crossmodal.experiments.reproduce`, the options in :mod:`crossmodal.cli.reproduce`)."""
 
 import sys
 
-from crossmodal.experiments.reproduce import main
+from crossmodal.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["reproduce", *sys.argv[1:]]))

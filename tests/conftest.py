@@ -42,7 +42,7 @@ def rng():
 
 @pytest.fixture(scope="session")
 def toy_small():
-    from crossmodal.data.toy import make_toy
+    from crossmodal.data.sources.toy import make_toy
 
     return make_toy(n=400, seed=3, n_query=60)
 

@@ -44,7 +44,7 @@ def _jpeg(path: Path, seed: int) -> None:
 def make_mirflickr(root: Path) -> dict:
     """9 images: im7 has no label, im8 only rare tags; with min count 2 the vocabulary is
     {sky, sea, tree} and 7 pairs are kept."""
-    from crossmodal.data.mirflickr import LABELS
+    from crossmodal.data.sources.mirflickr import LABELS
 
     tags = {1: ["sky", "sea"], 2: ["sky"], 3: ["sea", "rare3"], 4: ["tree", "sky"], 5: ["tree"], 6: ["sea"],
             7: ["sky"], 8: ["rare8"], 9: ["tree", "sea", "sky"]}

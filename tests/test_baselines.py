@@ -1,9 +1,12 @@
+"""CCA-ITQ and LSH: retrieval above chance, the ITQ rotation, config errors.
+(Shapes, seeds, persistence and bad input: test_contract.py.)"""
+
 import numpy as np
 import pytest
 
 from crossmodal.data import get_dataset
 from crossmodal.errors import ConfigError, DataError
-from crossmodal.methods import get_method, load_hasher
+from crossmodal.methods import get_method
 from crossmodal.retrieval.evaluate import evaluate
 
 
@@ -36,24 +39,6 @@ def test_itq_rotation_is_orthogonal_and_lowers_quantisation_error(rng):
     assert np.allclose(R @ R.T, np.eye(8), atol=1e-8)
     err = lambda M: np.linalg.norm(np.where(M >= 0, 1, -1) - M)
     assert err(V @ R) < err(V @ itq_rotation(V, 0, rng=0))
-
-
-def test_save_load_gives_identical_codes(tmp_path, toy_small):
-    h, _ = _fit_eval(toy_small, "cca-itq", 24)
-    h.save(tmp_path / "m")
-    back = load_hasher(tmp_path / "m")
-    q = toy_small.part("query")
-    assert np.array_equal(back.encode_image(q.image), h.encode_image(q.image))
-    assert np.array_equal(back.encode_text(q.text), h.encode_text(q.text))
-    assert back.config == h.config and back.bits == 24
-
-
-def test_encode_checks_dimensions(toy_small):
-    h, _ = _fit_eval(toy_small, "lsh", 8)
-    with pytest.raises(DataError, match="has 5 dimensions|have 5 dimensions"):
-        h.encode_image(np.ones((2, 5)))
-    with pytest.raises(DataError, match="2-D"):
-        h.encode_text(np.ones(9))
 
 
 def test_config_errors():

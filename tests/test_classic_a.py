@@ -1,4 +1,5 @@
-"""CVH, IMH and FSH: each core step against a small dense reference, shapes, persistence, CLI."""
+"""CVH, IMH and FSH: each core step against a small dense reference, FSH's unified codes, CLI.
+(Shapes, seeds and persistence: test_contract.py.)"""
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import scipy.sparse as sp
 from scipy import linalg
 
 from crossmodal.errors import ConfigError, DataError
-from crossmodal.methods import get_method, load_hasher
+from crossmodal.methods import get_method
 from crossmodal.retrieval.codes import unpack
 from crossmodal.retrieval.evaluate import evaluate
 
@@ -247,8 +248,8 @@ def test_fsh_eta_update_follows_the_released_formula():
     assert eta_update(Kx, Ky, B, Bs, A1, A2, 0.5, 0.5) == pytest.approx(min(max(want, 0), 1))
 
 
-def test_fsh_unified_codes_and_round_trip(tmp_path, toy_small):
-    tr, q = toy_small.part("train"), toy_small.part("query")
+def test_fsh_unified_codes(toy_small):
+    tr = toy_small.part("train")
     h = get_method("fsh")(16, seed=1, iters=5, n_anchors=20, n_neighbours=3).fit(tr)
     assert h.unified_codes
     codes = h.encode_pair(tr.image, tr.text_dense())
@@ -256,32 +257,16 @@ def test_fsh_unified_codes_and_round_trip(tmp_path, toy_small):
     # unified codes of the training pairs agree with the learned training codes B for most bits
     B = np.unpackbits(codes, axis=1)[:, :16].astype(int) * 2 - 1
     assert np.mean(B == h.state["train_codes"]) > 0.8
-    rep = evaluate(h, toy_small, database_codes="unified")
-    assert 0 <= rep.results["i2t"]["mAP@all"] <= 1
-    h.save(tmp_path / "fsh")
-    back = load_hasher(tmp_path / "fsh")
-    assert np.array_equal(back.encode_pair(q.image, q.text_dense()), h.encode_pair(q.image, q.text_dense()))
-    assert np.array_equal(back.encode_text(q.text_dense()), h.encode_text(q.text_dense()))
+    uni = evaluate(h, toy_small, database_codes="unified").results
+    per = evaluate(h, toy_small, database_codes="per-modality").results
+    assert uni["t2i"]["mAP@all"] > 0.35 and uni["i2t"]["mAP@all"] > 0.2  # LSH: 0.18 and 0.23
+    assert uni["i2t"]["mAP@all"] != per["i2t"]["mAP@all"]  # the database is coded otherwise
     with pytest.raises(DataError, match="unified"):
         evaluate(get_method("cvh")(8).fit(tr), toy_small, database_codes="unified")
 
 
 # -- all three ------------------------------------------------------------------------------
 FAST = {"cvh": {}, "imh": {"n_neighbours": 5}, "fsh": {"iters": 5, "n_anchors": 20, "n_neighbours": 3}}
-
-
-@pytest.mark.parametrize("name", sorted(FAST))
-def test_fit_encode_shapes_and_save_load(tmp_path, toy_small, name):
-    tr, q = toy_small.part("train"), toy_small.part("query")
-    h = get_method(name)(24, seed=0, **FAST[name]).fit(tr)
-    ci, ct = h.encode_image(q.image), h.encode_text(q.text_dense())
-    assert ci.shape == ct.shape == (len(q.image), 3) and ci.dtype == np.uint8
-    assert h.project("image", q.image).shape == (len(q.image), 24)
-    h.save(tmp_path / name)
-    back = load_hasher(tmp_path / name)
-    assert type(back) is type(h) and back.config == h.config
-    assert np.array_equal(back.encode_image(q.image), ci)
-    assert np.array_equal(back.encode_text(q.text_dense()), ct)
 
 
 @pytest.mark.parametrize("name", sorted(FAST))

@@ -32,7 +32,7 @@ def test_query_by_text_and_image(toy_run, capsys, tmp_path):
     assert code == 0 and out.count("red circle") >= 3 and (tmp_path / "s.png").is_file()
     from PIL import Image
 
-    from crossmodal.data.toy import make_toy
+    from crossmodal.data.sources.toy import make_toy
 
     ds = make_toy()
     Image.fromarray(ds.extras["pixels"][ds.split.query[0]]).save(tmp_path / "q.png")
@@ -92,7 +92,7 @@ def test_help_texts(capsys):
 
 
 def test_train_ugach_codes_from_generator_and_resume(capsys, tmp_path):
-    args = ["train", "ugach", "--dataset", "toy", "--bits", "8", "--out", str(tmp_path), "--codes-from", "generator",
+    args = ["train", "ugach", "--dataset", "toy", "--bits", "8", "--out", str(tmp_path), "codes_from=generator",
             "hidden=16", "epochs=1", "pretrain_epochs=1", "batch_size=256", "progress=false", "--tracker", "none"]
     assert main(args) == 0
     run = next(tmp_path.iterdir())

@@ -3,7 +3,7 @@ import pytest
 
 from crossmodal.errors import DataError
 from crossmodal.retrieval import evaluate_codes, hamming_distance, pack, sign_bits, unpack
-from crossmodal.retrieval.metrics import relevance
+from crossmodal.retrieval.labels import relevance
 from tests.reference import brute_metrics, expected_ap_over_ties, hamming
 
 

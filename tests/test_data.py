@@ -5,7 +5,7 @@ import scipy.sparse as sp
 
 from crossmodal.data import (Dataset, PairedData, Split, get_dataset, labels_from_classes, load_dataset,
                              paired_from_mat, save_dataset)
-from crossmodal.data.toy import make_toy
+from crossmodal.data.sources.toy import make_toy
 from crossmodal.errors import DataError
 
 
@@ -160,3 +160,55 @@ def test_wiki_missing_root(tmp_path):
 def test_unknown_dataset_suggests():
     with pytest.raises(DataError, match="did you mean 'wiki'"):
         get_dataset("wikki")
+
+
+@pytest.mark.parametrize("name", ["meta.json", "split.json"])
+def test_non_utf8_json_of_a_dataset_folder_is_one_line(tmp_path, capsys, name):
+    """meta.json / split.json that are not UTF-8: one DataError naming the file from load_dataset,
+    get_dataset and `crossmodal train --dataset FOLDER` (exit 2, one line, nothing written)."""
+    from crossmodal.cli import main
+
+    folder = save_dataset(make_toy(n=60, n_query=6), tmp_path / "ds")
+    f = folder / name
+    f.write_bytes(f.read_bytes().replace(b'"', b'"\xff', 1))
+    for load in (load_dataset, get_dataset):
+        with pytest.raises(DataError) as err:
+            load(str(folder))
+        msg = str(err.value)
+        assert msg == f"{f}: damaged (not UTF-8 text); restore it or prepare the dataset again", msg
+    capsys.readouterr()
+    code = main(["train", "lsh", "--dataset", str(folder), "--bits", "8", "--out", str(tmp_path / "runs"),
+                 "--tracker", "none"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == [f"crossmodal: error: {f}: damaged (not UTF-8 text); restore it or prepare "
+                                        "the dataset again"]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_overwrite_refuses_a_folder_with_an_unreadable_meta_json(tmp_path):
+    folder = save_dataset(make_toy(n=60, n_query=6), tmp_path / "ds")
+    (folder / "meta.json").write_bytes(b"\xff\xfe")
+    with pytest.raises(DataError, match="not a dataset folder crossmodal wrote"):
+        save_dataset(make_toy(n=60, n_query=6), folder, overwrite=True)
+    assert (folder / "meta.json").read_bytes() == b"\xff\xfe"
+
+
+def test_saved_folder_format_is_unchanged(tmp_path):
+    """The files, meta.json keys, split hash and data fingerprint of a saved toy folder (the values the
+    code before the data layer was split by job wrote; folders written before must still load alike)."""
+    import json
+
+    from crossmodal.data import data_fingerprint
+
+    ds = make_toy(n=60, n_query=6)
+    folder = save_dataset(ds, tmp_path / "ds")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "extra_captions.npy", "extra_pixels.npy", "ids.txt", "image.npy", "labels.npy", "meta.json", "split.json",
+        "text.npy"]
+    meta = json.loads((folder / "meta.json").read_text())
+    assert list(meta) == ["format_version", "name", "meta", "featurizers", "summary", "files"]
+    assert meta["format_version"] == 1 and meta["summary"]["split_hash"] == ds.split.hash
+    back = load_dataset(folder)
+    assert back.split.hash == ds.split.hash == "15219fd9f796"
+    assert data_fingerprint(back.data) == data_fingerprint(ds.data) == "sha256:8b97912b58586f66"

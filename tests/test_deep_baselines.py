@@ -1,6 +1,7 @@
 """Deep unsupervised cross-modal baselines (DJSRH, JDSH, DGCPN, UCCH) on the shared base:
 each loss against a NumPy reference written from the official code's formulas, steps that
-lower the loss, determinism, save/load, resume, and one CLI run per method."""
+lower the loss, end-to-end mode (determinism, save/load and resume with a trained backbone; the
+features mode is in test_contract.py), and one CLI run per method."""
 
 import json
 
@@ -259,10 +260,11 @@ def test_steps_on_a_fixed_batch_lower_the_loss(name, mode, toy_small):
     assert last < 0.9 * losses[0] if losses[0] > 0 else last < losses[0] - 0.05, losses
 
 
-@pytest.mark.parametrize("mode", ("features", "end2end"))
 @pytest.mark.parametrize("name", METHODS)
-def test_same_seed_same_codes_save_load_and_resume(name, mode, toy_small, tmp_path):
-    extra = E2E if mode == "end2end" else {}
+def test_end2end_same_seed_same_codes_save_load_and_resume(name, toy_small, tmp_path):
+    """End-to-end mode (a backbone trained with the towers, its weights in the saved state and
+    the checkpoints); features mode is checked for every method in test_contract.py."""
+    extra = E2E
 
     def fit(seed, ck=None, tracker=None):
         h = get_method(name)(16, seed=seed, **{**TINY[name], **extra}, progress=False)
@@ -294,13 +296,13 @@ def test_same_seed_same_codes_save_load_and_resume(name, mode, toy_small, tmp_pa
 
 
 def test_end2end_tower_reads_both_layouts_and_similarity_uses_initial_backbone(toy_small):
-    from crossmodal.methods.deep import BackboneTower
+    from crossmodal.nets import ImageTower
 
     train = toy_small.part("train")
     h = get_method("djsrh")(16, seed=0, **{**TINY["djsrh"], **E2E}, progress=False)
     h._setup(train)
     tower = h.towers["image"]
-    assert isinstance(tower, BackboneTower)
+    assert isinstance(tower, ImageTower)
     hwc = torch.as_tensor(train.image[:5])
     img = hwc.reshape(5, 16, 16, 3).permute(0, 3, 1, 2)  # (B, C, H, W) by hand
     torch.testing.assert_close(tower.images(hwc), img)
@@ -354,7 +356,7 @@ def test_torchvision_backbone_without_torchvision_is_one_line_error(toy_small):
 
 def test_alexnet_backbone_is_cut_after_fc7():
     pytest.importorskip("torchvision", exc_type=ImportError)
-    from crossmodal.methods.unimodal.base import build_backbone
+    from crossmodal.methods.backbones import build_backbone
 
     net, dim = build_backbone("alexnet", 3)
     assert dim == 4096 and net(torch.rand(2, 3, 224, 224)).shape == (2, 4096)
@@ -375,13 +377,23 @@ def test_cli_train_on_toy(name, tmp_path, capsys):
 
 
 def test_configs_load_for_every_dataset():
-    from crossmodal.runs import load_config, preset_path, presets_of
+    """Every preset of the four methods loads for every dataset block, and each value it sets
+    reaches the hasher's config; DJSRH's per-dataset BETA follows the official settings.py."""
+    from crossmodal.config import load_config, preset_path, presets_of
 
+    assert {name: presets_of(name) for name in METHODS} == {
+        "djsrh": ["paper", "alexnet", "fast"], "jdsh": ["paper", "alexnet", "fast"], "dgcpn": ["paper", "fast"],
+        "ucch": ["paper", "fast", "vgg11"]}
     for name in METHODS:
         for preset in presets_of(name):
             for ds in ("toy", "wiki", "mirflickr25k", "nuswide-tc10"):
                 cfg, _ = load_config(preset_path(name, None if preset == "paper" else preset), ds, name)
-                get_method(name)(16, **cfg)
+                assert cfg, (name, preset, ds)
+                h = get_method(name)(16, **cfg)
+                assert {k: h.config[k] for k in cfg} == cfg, (name, preset, ds)
+    beta = {ds: load_config(preset_path("djsrh", None), ds, "djsrh")[0]["beta"]
+            for ds in ("mirflickr25k", "wiki", "nuswide-tc10")}
+    assert beta == {"mirflickr25k": 0.9, "wiki": 0.3, "nuswide-tc10": 0.6}
 
 
 def test_prepare_pixels_then_train_end2end_and_query_by_image(tmp_path, capsys):

@@ -14,12 +14,13 @@ from crossmodal.data import SOURCES
 from crossmodal.errors import ConfigError, CrossmodalError
 from crossmodal.methods import available_methods, get_method
 from crossmodal.report import write_report
-from crossmodal.runs import CONFIG_DIR, load_config, preset_path, rerun, train_run
+from crossmodal.config import CONFIG_DIR, load_config, preset_path
+from crossmodal.runs import rerun, train_run
 from crossmodal.tracking import read_wandb_offline
 from crossmodal.experiments.sweep import run_sweep
 
 TOY = {"n": 300, "n_query": 50}
-UGACH_TINY = dict(hidden=32, pretrain_epochs=1, epochs=3, batch_size=64, optimizer="adam", lr_d=1e-3, lr_g=1e-3,
+UGACH_TINY = dict(hidden=32, pretrain_epochs=1, epochs=3, batch_size=64, optimizer="adamw", lr_d=1e-3, lr_g=1e-3,
                   weight_decay=1e-4, standardize="zscore", init_std=0.0, progress=False, pool_fraction=0.05)
 
 
@@ -37,7 +38,7 @@ def test_every_method_config_loads_for_every_dataset():
 
 def test_config_base_chain_and_dataset_overrides():
     cfg, _ = load_config(preset_path("ugach", "fast"), "wiki")
-    assert cfg["hidden"] == 256 and cfg["optimizer"] == "adam"  # wiki override over fast over paper
+    assert cfg["hidden"] == 256 and cfg["optimizer"] == "adamw"  # wiki override over fast over paper
     paper, _ = load_config(preset_path("ugach"), "wiki")
     assert paper["hidden"] == 8192 and paper["optimizer"] == "sgd"
     with pytest.raises(ConfigError, match="no preset 'fastest' for ugach; known: paper, fast"):

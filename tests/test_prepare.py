@@ -10,11 +10,20 @@ import scipy.io
 
 from crossmodal.cli import main
 from crossmodal.data import get_dataset, load_dataset
-from crossmodal.data.prepare import ChunkedArrayWriter, get_spec, prepare, read_community, safe_extract, verify
+from crossmodal.data import get_spec
+from crossmodal.data.prepare import ChunkedArrayWriter, PrepareOptions, prepare_image_lists, safe_extract, verify
+from crossmodal.data.prepare import prepare as prepare_options
+from crossmodal.data.sources import read_community
 from crossmodal.errors import DataError
 from tests import fakes
 
 SMALL = dict(n_query=2, n_train=0, n_validation=0, strict_counts=False, progress=False, log=lambda *_: None)
+
+
+def prepare(name, root, out, log=print, image_featurizer=None, text_featurizer=None, **options):
+    """:func:`crossmodal.data.prepare.prepare` with its options as keywords."""
+    return prepare_options(PrepareOptions(name, root, out, **options), log=log, image_featurizer=image_featurizer,
+                           text_featurizer=text_featurizer)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +91,7 @@ def test_iapr_raw_bow(tmp_path, clip_image):
 
 def test_prepare_from_cli_and_query_with_saved_featurizers(tmp_path, tiny_clip, monkeypatch, capsys):
     fakes.make_coco(tmp_path / "raw")
-    monkeypatch.setattr("crossmodal.features.DEFAULT_CLIP", str(tiny_clip))
+    monkeypatch.setattr("crossmodal.features.registry.DEFAULT_CLIP", str(tiny_clip))
     rc = main(["datasets", "prepare", "coco", "--root", str(tmp_path / "raw"), "--out", str(tmp_path / "ds"),
                "--query", "1", "--train", "0", "--validation", "0", "--allow-count-mismatch", "--device", "cpu"])
     assert rc == 0
@@ -109,13 +118,13 @@ class FlakyFeaturizer:
         self.calls, self.items, self.fail_after = 0, 0, fail_after
 
     def transform(self, batch):
-        from crossmodal.features.models import _as_rgb_arrays
+        from crossmodal.features import as_rgb_arrays
 
         if self.fail_after is not None and self.calls >= self.fail_after:
             raise Interrupt
         self.calls += 1
         self.items += len(batch)
-        return np.stack([a.reshape(-1, 3).mean(0) for a in _as_rgb_arrays(batch)]).astype(np.float32)
+        return np.stack([a.reshape(-1, 3).mean(0) for a in as_rgb_arrays(batch)]).astype(np.float32)
 
     def to_dict(self):
         return {"kind": "pixels", "size": 32, "pool": 1}
@@ -356,10 +365,9 @@ def test_image_lists_become_an_image_only_dataset(tmp_path, clip_image, capsys, 
     (root / "database.txt").write_text("".join(f"img/{i}.jpg {i % 2} {1 - i % 2} 1\n" for i in range(6)))
     (root / "test.txt").write_text("img/6.jpg 1 0 0\nimg/7.jpg 0 1 0\n")
     (root / "train.txt").write_text("img/0.jpg 0 1 1\nimg/1.jpg 1 0 1\nimg/2.jpg 0 1 1\n")
-    from crossmodal.data.prepare import prepare_image_lists
-
-    out = prepare_image_lists(root, tmp_path / "ds", "test.txt", "database.txt", "train.txt", n_validation=2,
-                              image_featurizer=clip_image, progress=False, log=lambda *_: None)
+    lists = dict(query_list="test.txt", database_list="database.txt", progress=False)
+    options = PrepareOptions("imagelist", root, tmp_path / "ds", train_list="train.txt", n_validation=2, **lists)
+    out = prepare_image_lists(options, image_featurizer=clip_image, log=lambda *_: None)
     ds = load_dataset(out)
     assert ds.data.text is None and ds.data.n == 8 and ds.data.labels.shape == (8, 3)
     assert ds.split.query.tolist() == [6, 7] and ds.split.train.tolist() == [0, 1, 2]
@@ -367,9 +375,52 @@ def test_image_lists_become_an_image_only_dataset(tmp_path, clip_image, capsys, 
     assert ds.data.labels[6].tolist() == [1, 0, 0]
     (root / "bad.txt").write_text("img/0.jpg 1 1 1\n")  # same image, other labels
     with pytest.raises(DataError, match="different labels in different lists"):
-        prepare_image_lists(root, tmp_path / "ds2", "test.txt", "database.txt", "bad.txt", image_featurizer=clip_image,
-                            progress=False, log=lambda *_: None)
+        prepare_image_lists(PrepareOptions("imagelist", root, tmp_path / "ds2", train_list="bad.txt", **lists),
+                            image_featurizer=clip_image, log=lambda *_: None)
     from crossmodal.runs import train_run
 
     run = train_run("itq", str(out), 8, out=tmp_path / "runs", tracker="none", log=lambda *_: None)
     assert (run / "report.json").is_file()
+
+
+def test_prepare_options_from_the_cli_arguments():
+    """Every `datasets prepare` argument lands in its PrepareOptions field (min-tag-count ->
+    min_count, allow-count-mismatch -> not strict_counts); python -m data_prep.NAME passes the name."""
+    import argparse
+
+    from crossmodal.cli.prepare import add_prepare_arguments
+
+    p = argparse.ArgumentParser()
+    add_prepare_arguments(p)
+    args = p.parse_args(["coco", "--root", "r", "--out", "o", "--image-features", "pixels", "--pixel-size", "32",
+                         "--text-features", "clip", "--image-model", "im", "--text-model", "tm", "--allow-download",
+                         "--protocol", "ugach", "--seed", "3", "--query", "4", "--train", "5", "--validation", "6",
+                         "--validation-fraction", "0.2", "--min-tag-count", "7", "--device", "cpu", "--batch-size",
+                         "8", "--allow-count-mismatch", "--overwrite", "--query-list", "q", "--database-list", "d",
+                         "--train-list", "t"])
+    o = PrepareOptions.from_args(args)
+    assert o == PrepareOptions(
+        "coco", "r", "o", image_features="pixels", text_features="clip", image_model="im", text_model="tm",
+        pixel_size=32, allow_download=True, device="cpu", batch_size=8, protocol="ugach", seed=3, n_query=4, n_train=5,
+        n_validation=6, validation_fraction=0.2, min_count=7, strict_counts=False, overwrite=True, query_list="q",
+        database_list="d", train_list="t")
+    d = argparse.ArgumentParser()
+    add_prepare_arguments(d, "mirflickr25k")
+    o = PrepareOptions.from_args(d.parse_args(["--root", "r", "--out", "o"]), "mirflickr25k")
+    assert o == PrepareOptions("mirflickr25k", "r", "o")  # the defaults of both agree
+
+
+def test_community_features_of_a_raw_dataset_is_one_clear_error(tmp_path):
+    fakes.make_mirflickr(tmp_path / "raw")
+    with pytest.raises(DataError, match="--image-features community needs the community .mat files"):
+        prepare("mirflickr25k", tmp_path / "raw", tmp_path / "ds", image_features="community", min_count=2, **SMALL)
+    assert _nothing_left(tmp_path)
+
+
+def test_image_lists_need_both_lists(tmp_path, capsys):
+    code = main(["datasets", "prepare", "imagelist", "--root", str(tmp_path), "--out", str(tmp_path / "ds"),
+                 "--query-list", "test.txt"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == ("crossmodal: error: imagelist needs --query-list and --database-list "
+                                         "(and optionally --train-list)")
+    assert not (tmp_path / "ds").exists()

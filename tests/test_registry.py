@@ -11,15 +11,11 @@ import pytest
 
 from crossmodal.cli import main
 from crossmodal.errors import ConfigError
-from crossmodal.methods import available_methods, get_method, method_key
-from crossmodal.methods.params import Choice, Param, Range, check_declared
+from crossmodal.methods import get_method
+from crossmodal.methods.params import Choice, Param, Range
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TRAIN = ["--dataset", "toy", "--bits", "16", "--tracker", "none"]
-
-# Methods still declaring a plain `defaults` dict (no help text per key yet).
-LEGACY = set()
-
 
 def readme_example() -> str:
     text = README.read_text(encoding="utf-8")
@@ -45,10 +41,10 @@ def user_modules(tmp_path, monkeypatch):
     yield tmp_path
     for m in ("cm_user_dec", "cm_user_plain", "cm_user_ep"):
         sys.modules.pop(m, None)
-    from crossmodal import methods
+    from crossmodal.methods import _registry
 
-    methods._REGISTRY.pop("cca-rr", None)
-    methods._ALLOWED_MODULES.difference_update({"cm_user_dec", "cm_user_plain", "cm_user_ep"})
+    _registry._REGISTRY.pop("cca-rr", None)
+    _registry._ALLOWED_MODULES.difference_update({"cm_user_dec", "cm_user_plain", "cm_user_ep"})
 
 
 def _train(prefix: list, method: str, out: Path) -> Path:
@@ -71,9 +67,9 @@ def test_user_method_through_each_route_trains_evaluates_reports(user_modules, t
     first = json.loads((run / "report.json").read_text())["results"]
     assert first["i2t"]["mAP@all"] > 0.3  # CCA + random rotation is far above chance on toy
     if route == "module":  # a saved run never imports the user's module by itself
-        from crossmodal import methods
+        from crossmodal.methods import _registry
 
-        methods._ALLOWED_MODULES.discard("cm_user_plain")
+        _registry._ALLOWED_MODULES.discard("cm_user_plain")
         capsys.readouterr()
         assert main(["evaluate", str(run)]) == 2
         assert "--import cm_user_plain" in capsys.readouterr().err
@@ -104,15 +100,36 @@ def test_unknown_method_and_bad_module_class_are_one_line_errors():
         get_method("numpy:ndarray")
 
 
-def test_every_declared_parameter_has_help_and_a_valid_default():
-    names = available_methods()
-    assert {"lsh", "cca-itq", "ugach"} <= set(names)
-    for name in names:
-        cls = get_method(name)
-        if name in LEGACY:
-            continue
-        check_declared(cls.params, name)
-        assert cls.defaults == {p.name: p.default for p in cls.params}
+def test_defaults_are_the_declared_values(tmp_path, toy_small):
+    """Defaults written out by hand (the paper constants the params declare), as a hasher built
+    without config and its saved hasher.json carry them; help, checks and defaults of every key
+    of every method: test_contract.py."""
+    from crossmodal.methods import Hasher, load_hasher
+
+    assert get_method("cca-itq").defaults == {"reg": 1e-4, "itq_iters": 50, "corr_power": 1.0}
+    djsrh = get_method("djsrh").defaults  # zs-zhong/DJSRH settings.py: BETA, ETA, MU, LAMBDA1, LAMBDA2
+    assert {k: djsrh[k] for k in ("beta", "eta", "mu", "intra_image_weight", "intra_text_weight")} == \
+        {"beta": 0.9, "eta": 0.4, "mu": 1.5, "intra_image_weight": 0.1, "intra_text_weight": 0.1}
+    assert get_method("lsh").defaults == {} and get_method("lsh").params == ()
+    h = get_method("cvh")(16).fit(toy_small.part("train"))
+    assert h.config == {"graph": "identity", "n_neighbours": 5, "reg": 1e-4}
+    h.save(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "hasher.json").read_text())["config"] == h.config
+    assert load_hasher(tmp_path / "m").config == h.config
+
+    class Declared(Hasher):  # params declared: defaults follow them, in order
+        params = (Param("a", 3, int, Range(0, None), "a count"), Param("b", "x", str, Choice("x", "y"), "a choice"))
+
+    class Plain(Hasher):  # a plain defaults dict: params inferred from it, types from the values
+        defaults = {"k": 2, "rate": 0.5, "on": True, "name": "s", "dims": [1, 2], "opt": None}
+
+    assert Declared.defaults == {"a": 3, "b": "x"} and Declared(8).config == {"a": 3, "b": "x"}
+    assert [(p.name, p.type) for p in Plain.params] == [("k", int), ("rate", float), ("on", bool), ("name", str),
+                                                        ("dims", list), ("opt", str)]
+    assert Plain(8, k="7", on="no", opt=None).config == {"k": 7, "rate": 0.5, "on": False, "name": "s",
+                                                         "dims": [1, 2], "opt": None}
+    with pytest.raises(ConfigError, match="k=.* is not a valid int"):
+        Plain(8, k="many")
 
 
 def test_param_conversion_and_checks():
@@ -158,15 +175,15 @@ def test_config_file_keys_checked_per_layer_with_file_and_path(tmp_path, capsys)
 
 
 def test_presets_split_on_the_registered_name(tmp_path, monkeypatch):
-    from crossmodal import runs
+    from crossmodal import config
 
     for stem in ("cca-itq", "cca-itq-fast", "ugach-fast"):
         (tmp_path / f"{stem}.yaml").write_text("base: base.yaml\n")
-    monkeypatch.setattr(runs, "CONFIG_DIR", tmp_path)
-    assert runs.presets_of("cca-itq") == ["paper", "fast"]
-    assert runs.split_preset("cca-itq-fast") == ("cca-itq", "fast")
+    monkeypatch.setattr(config, "CONFIG_DIR", tmp_path)
+    assert config.presets_of("cca-itq") == ["paper", "fast"]
+    assert config.split_preset("cca-itq-fast") == ("cca-itq", "fast")
     with pytest.raises(ConfigError, match="known: paper, fast"):
-        runs.preset_path("cca-itq", "slow")
+        config.preset_path("cca-itq", "slow")
 
 
 def test_methods_command_lists_keys(capsys):

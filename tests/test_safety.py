@@ -108,7 +108,7 @@ def base(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ds_dir(base):
     from crossmodal.data import save_dataset
-    from crossmodal.data.toy import make_toy
+    from crossmodal.data.sources.toy import make_toy
 
     return save_dataset(make_toy(n=400, seed=3, n_query=60), base / "toy400")
 
@@ -224,7 +224,7 @@ def test_evaluate_writes_numbered_evaluations_and_report_reads_the_original(cca_
 
 def test_evaluate_and_query_refuse_changed_data(tmp_path, capsys):
     from crossmodal.data import save_dataset
-    from crossmodal.data.toy import make_toy
+    from crossmodal.data.sources.toy import make_toy
 
     ds = save_dataset(make_toy(n=300, seed=5, n_query=40), tmp_path / "ds")
     assert main(["train", "lsh", "--dataset", str(ds), "--bits", "16", "--out", str(tmp_path / "runs"),
@@ -242,22 +242,53 @@ def test_evaluate_and_query_refuse_changed_data(tmp_path, capsys):
     assert snapshot(run) == before and not (run / "evaluations").exists()
 
 
-def test_fingerprint_cost_and_sensitivity():
-    import time
+class CountingSha256:
+    """hashlib.sha256 that counts the bytes it is fed (the work a fingerprint does)."""
 
+    fed = 0
+
+    def __init__(self, data=b""):
+        self.h = hashlib.new("sha256")
+        self.update(data)
+
+    def update(self, data):
+        CountingSha256.fed += memoryview(data).nbytes
+        self.h.update(data)
+
+    def hexdigest(self):
+        return self.h.hexdigest()
+
+
+def test_fingerprint_cost_and_sensitivity(monkeypatch):
+    """The cost is bounded by counting the bytes hashed, not by a clock: every byte of an array
+    up to FINGERPRINT_FULL_BYTES once; of a larger one, at most FINGERPRINT_SAMPLE_BYTES and a
+    block. A swap of two rows is caught either way."""
     from crossmodal.data import PairedData
-    from crossmodal.data.core import data_fingerprint
+    from crossmodal.data import data_fingerprint
 
     rng = np.random.default_rng(0)
     x = rng.random((20000, 1024), dtype=np.float32)  # 80 MiB
     d = PairedData(image=x, labels=(rng.random((20000, 5)) < 0.3).astype(np.uint8))
-    t = time.perf_counter()
+    monkeypatch.setattr(hashlib, "sha256", CountingSha256)
+    CountingSha256.fed = 0
     fp = data_fingerprint(d)
-    assert time.perf_counter() - t < 5
+    ids = len("\n".join(d.ids.tolist()).encode())
+    assert x.nbytes + d.labels.nbytes + ids <= CountingSha256.fed <= x.nbytes + d.labels.nbytes + ids + 1024
     y = x.copy()
     y[[7, 19999]] = y[[19999, 7]]  # two rows swapped
     assert data_fingerprint(PairedData(image=y, labels=d.labels)) != fp
     assert data_fingerprint(PairedData(image=x.copy(), labels=d.labels)) == fp
+    # the sampled path of arrays over the limit, here lowered to 16 MiB (sampling 8 MiB row blocks)
+    module = sys.modules[data_fingerprint.__module__]
+    monkeypatch.setattr(module, "FINGERPRINT_FULL_BYTES", 16 << 20)
+    monkeypatch.setattr(module, "FINGERPRINT_SAMPLE_BYTES", 24 << 20)
+    CountingSha256.fed = 0
+    sampled = data_fingerprint(d)
+    assert 24 << 20 <= CountingSha256.fed - d.labels.nbytes - ids <= (24 << 20) + (8 << 20) + 1024
+    assert sampled != fp
+    y = x.copy()
+    y[[0, 1]] = y[[1, 0]]  # two rows of the first block, always sampled
+    assert data_fingerprint(PairedData(image=y, labels=d.labels)) != sampled
 
 
 @contextlib.contextmanager
@@ -426,7 +457,7 @@ def test_stored_featurizer_settings_are_allow_listed(cca_run, tmp_path, capsys, 
 
         raise DataError("fake hub model not in the cache")
 
-    monkeypatch.setitem(features._KINDS, "hf-text", fake_hf)
+    monkeypatch.setitem(features.KINDS, "hf-text", fake_hf)
     feats_file = run / "model" / "featurizers.json"
     feats = json.loads(feats_file.read_text())
     feats["text"] = {"kind": "hf-text", "model": "org/model", "allow_download": True}
@@ -471,7 +502,7 @@ def test_bad_numbers_are_refused_before_anything_is_written(tmp_path, capsys, ar
 
 def test_all_zero_labels_are_refused(tmp_path, capsys):
     from crossmodal.data import save_dataset
-    from crossmodal.data.toy import make_toy
+    from crossmodal.data.sources.toy import make_toy
 
     ds = make_toy(n=200, seed=1, n_query=20)
     ds.data.labels[:] = 0
@@ -529,7 +560,7 @@ def sparse_ds(base):
     import scipy.sparse as sp
 
     from crossmodal.data import save_dataset
-    from crossmodal.data.toy import make_toy
+    from crossmodal.data.sources.toy import make_toy
 
     ds = make_toy(n=100, seed=2, n_query=10)
     ds.data.text = sp.csr_matrix(ds.data.text)

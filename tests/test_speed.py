@@ -11,6 +11,8 @@ import torch
 from crossmodal.errors import ConfigError
 from crossmodal.retrieval import evaluate_codes, pack
 from crossmodal.retrieval import metrics as M
+from crossmodal.retrieval import rankers as R
+from crossmodal.retrieval.labels import relevance
 from tests.reference import brute_metrics
 
 
@@ -39,8 +41,8 @@ def _assert_same(a: dict, b: dict, tol=1e-12):
 @pytest.mark.parametrize("long_row", [1, 10**9])  # statistics row by row / vectorised over the batch
 @pytest.mark.parametrize("int32_bits", [31, 1])  # int32 keys / int64 keys
 def test_sorted_key_path_equals_brute_force_with_heavy_ties(rng, monkeypatch, long_row, int32_bits):
-    monkeypatch.setattr(M, "LONG_ROW", long_row)
-    monkeypatch.setattr(M, "INT32_KEY_BITS", int32_bits)
+    monkeypatch.setattr(R, "LONG_ROW", long_row)
+    monkeypatch.setattr(R, "INT32_KEY_BITS", int32_bits)
     bits, k = 3, 17  # 4 distance levels over 300 items: nearly every item ties
     qb, db, ql, dl = _case(rng, 9, 300, bits, 4)
     ref = brute_metrics(qb, db, ql, dl, k)
@@ -59,9 +61,9 @@ def test_row_by_row_and_vectorised_statistics_agree(rng, monkeypatch):
     qb, db, ql, dl = _case(rng, 13, 500, 12, 6)
     args = (pack(qb), pack(db), ql, dl, 12)
     kw = dict(ks=(1, 10, 100, 1000), return_per_query=True, batch_elems=2000)
-    monkeypatch.setattr(M, "LONG_ROW", 1)
+    monkeypatch.setattr(R, "LONG_ROW", 1)
     a = evaluate_codes(*args, **kw)
-    monkeypatch.setattr(M, "LONG_ROW", 10**9)
+    monkeypatch.setattr(R, "LONG_ROW", 10**9)
     b = evaluate_codes(*args, **kw)
     _assert_same(a, b)
 
@@ -88,7 +90,7 @@ def test_cuda_path_equals_numpy_path(rng):
 def test_relevance_uses_label_masks_past_64_classes(rng):
     ql = (rng.random((5, 130)) < 0.02).astype(np.float32)
     dl = (rng.random((7, 130)) < 0.02).astype(np.float32)
-    assert np.array_equal(M.relevance(ql, dl), (ql @ dl.T) > 0)
+    assert np.array_equal(relevance(ql, dl), (ql @ dl.T) > 0)
 
 
 def test_empty_database_is_a_clear_error(rng):
@@ -129,7 +131,7 @@ class _Tiny:
     """A minimal EpochTrainer: one linear layer; records the torch thread count per epoch."""
 
     def make(self, epochs=3, progress=True):
-        from crossmodal.training import EpochTrainer
+        from crossmodal.methods.training import EpochTrainer
 
         class Tiny(EpochTrainer):
             name = "tiny"

@@ -12,7 +12,7 @@ import yaml
 
 from crossmodal.cli import main
 from crossmodal.data import get_dataset, load_dataset, save_dataset
-from crossmodal.data.files import load_paired_path
+from crossmodal.data import load_paired_path
 from crossmodal.errors import CrossmodalError, DataError
 from crossmodal.report import ResultTable, config_label, find_runs, write_report
 from crossmodal.runs import load_run, train_run
@@ -207,7 +207,7 @@ def test_dataset_found_through_the_environment_is_recorded_resolved(wiki_dir, tm
     assert run_json(run)["dataset"]["root"] == str(wiki_dir.resolve())
     monkeypatch.delenv("CROSSMODAL_WIKI")
     spec, _, ds = load_run(run)  # found again without the environment
-    assert ds.split.hash == spec["split_hash"]
+    assert ds.split.hash == spec.split_hash
 
 
 # ---------------------------------------------------------------------------------- labels and reports

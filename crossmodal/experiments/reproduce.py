@@ -2,7 +2,7 @@
 
     crossmodal reproduce toy
     crossmodal reproduce wiki --data-root ../shared/data/wiki
-    python -m experiments.reproduce toy          (thin wrapper)
+    python -m experiments.reproduce toy          (the same)
 
 Runs the sweep ``experiments/sweeps/NAME.yaml`` (or a sweep file given by path; resumable:
 finished runs under ``runs/sweeps/NAME`` are reused) and aggregates it with ``crossmodal report``
@@ -12,10 +12,11 @@ figures as PNG, PDF and SVG), rows in the sweep's method order.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
-from crossmodal.errors import CrossmodalError
+
+from crossmodal.errors import ConfigError, CrossmodalError
+from crossmodal.experiments.sweep import entry_label, load_sweep, run_sweep, stale_runs
+from crossmodal.report import write_report
 
 PACKAGE = Path(__file__).resolve().parent.parent
 REPO_EXPERIMENTS = PACKAGE.parent / "experiments"
@@ -32,8 +33,7 @@ def results_dir() -> Path:
 
 
 def sweep_file(name: str) -> Path:
-    from crossmodal.errors import ConfigError
-
+    """A sweep file given by path, or ``sweeps_dir()/NAME.yaml``."""
     p = Path(name)
     if p.suffix in (".yaml", ".yml") and p.is_file():
         return p
@@ -44,18 +44,10 @@ def sweep_file(name: str) -> Path:
     return f
 
 
-def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("names", nargs="+", help="sweeps under experiments/sweeps/ (toy, wiki, digits, ...) or sweep files")
-    p.add_argument("--data-root", default=None, help="data folder for the sweep's datasets")
-    p.add_argument("--runs", default="runs/sweeps", help="where the runs go (default runs/sweeps/NAME)")
-    p.add_argument("--results", default=None, help="where the tables and figures go (default experiments/results/NAME)")
-    p.add_argument("--report-only", action="store_true", help="train nothing: aggregate the runs already there")
-
-
 def reproduce(name: str, data_root=None, runs="runs/sweeps", results=None, report_only=False, log=print) -> dict:
-    from crossmodal.experiments.sweep import entry_label, load_sweep, run_sweep, stale_runs
-    from crossmodal.report import write_report
-
+    """Run (unless ``report_only``) the sweep ``name`` into ``runs/NAME`` and write its results
+    folder; refuses (writing no results) when a finished run was made with another config.
+    Returns the sweep's counts (``failed``: how many runs failed)."""
     sweep = sweep_file(name)
     sw = load_sweep(sweep)
     run_folder = Path(runs) / sw["name"]
@@ -71,30 +63,6 @@ def reproduce(name: str, data_root=None, runs="runs/sweeps", results=None, repor
     out = Path(results) / sw["name"] if results else results_dir() / sw["name"]
     table, files = write_report([run_folder], out, methods_order=[entry_label(m) for m in sw["methods"]])
     log(table.to_markdown())
-    log(f"{sw['name']}: {len(files)} files in {out}" + (f"; {counts['failed']} runs FAILED" if counts["failed"] else ""))
+    failed = f"; {counts['failed']} runs FAILED" if counts["failed"] else ""
+    log(f"{sw['name']}: {len(files)} files in {out}{failed}")
     return counts
-
-
-def reproduce_from_args(args) -> int:
-    failed = 0
-    for name in args.names:
-        failed += reproduce(name, data_root=args.data_root, runs=args.runs, results=args.results,
-                            report_only=args.report_only)["failed"]
-    return 1 if failed else 0
-
-
-def main(argv=None) -> int:
-    from crossmodal.errors import CrossmodalError
-
-    p = argparse.ArgumentParser(prog="crossmodal reproduce", description=__doc__.splitlines()[0])
-    add_reproduce_arguments(p)
-    args = p.parse_args(argv)
-    try:
-        return reproduce_from_args(args)
-    except CrossmodalError as exc:
-        print(f"crossmodal: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,36 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal.errors import DataError
+from crossmodal.features.pixels import as_rgb_arrays
 
 
-def _as_rgb_arrays(images) -> list[np.ndarray]:
-    """Images as a list of (H, W, 3) uint8 arrays: from arrays, PIL images or file paths."""
-    from PIL import Image, UnidentifiedImageError
-
-    out = []
-    for im in images:
-        if isinstance(im, (str, Path)):
-            from crossmodal.features import open_image
-
-            p = Path(im)
-            with open_image(p) as f:
-                try:
-                    out.append(np.asarray(f.convert("RGB")))
-                except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-                    raise DataError(f"{p}: not a readable image ({exc})") from None
-        elif isinstance(im, Image.Image):
-            out.append(np.asarray(im.convert("RGB")))
-        else:
-            a = np.asarray(im)
-            if a.ndim == 3 and a.shape[0] == 3 and a.shape[-1] != 3:
-                a = a.transpose(1, 2, 0)
-            if a.ndim != 3 or a.shape[-1] != 3:
-                raise DataError(f"image of shape {a.shape}: expected (H, W, 3) RGB")
-            out.append(np.asarray(a, dtype=np.uint8))
-    return out
-
-
-def _pooled(out, mask=None):
+def pooled_output(out, mask=None):
     """A (N, D) tensor from whatever a transformers model returned."""
     import torch
 
@@ -78,7 +52,10 @@ def _load_hf(what: str, model: str, allow_download: bool, loader):
         raise DataError(f"{what} {model!r}: cannot load ({str(exc).splitlines()[0][:160]}){hint}") from None
 
 
-class _TorchFeaturizer:
+class TorchFeaturizer:
+    """What the model-backed featurizers share: the torch device of their ``device`` setting and
+    batched inference (``batch_size`` items at a time, no gradients) into ``(N, D) float32``."""
+
     batch_size = 64
 
     def _device(self):
@@ -88,6 +65,7 @@ class _TorchFeaturizer:
 
     def _run_batches(self, items, fn, progress: bool = False, desc: str = "") -> np.ndarray:
         import torch
+
         from crossmodal.progress import tqdm
 
         chunks = []
@@ -99,7 +77,7 @@ class _TorchFeaturizer:
         return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
 
 
-class HFImageFeaturizer(_TorchFeaturizer):
+class HFImageFeaturizer(TorchFeaturizer):
     """Image embeddings from a transformers vision model (CLIP, ViT, ResNet, ...).
 
     ``model``: a local folder or a hub name already in the local cache.
@@ -117,10 +95,10 @@ class HFImageFeaturizer(_TorchFeaturizer):
         self._dim = None
 
     def _embed(self, batch):
-        x = self.processor(images=_as_rgb_arrays(batch), return_tensors="pt")["pixel_values"].to(self._device())
+        x = self.processor(images=as_rgb_arrays(batch), return_tensors="pt")["pixel_values"].to(self._device())
         if hasattr(self.net, "get_image_features"):
-            return _pooled(self.net.get_image_features(pixel_values=x))
-        return _pooled(self.net(pixel_values=x))
+            return pooled_output(self.net.get_image_features(pixel_values=x))
+        return pooled_output(self.net(pixel_values=x))
 
     @property
     def dim(self) -> int:
@@ -136,7 +114,7 @@ class HFImageFeaturizer(_TorchFeaturizer):
         return {"kind": self.kind, "model": self.model_name, "batch_size": self.batch_size}
 
 
-class HFTextFeaturizer(_TorchFeaturizer):
+class HFTextFeaturizer(TorchFeaturizer):
     """Text embeddings from a transformers text encoder (CLIP text tower, BERT-style models)."""
 
     kind = "hf-text"
@@ -156,11 +134,12 @@ class HFTextFeaturizer(_TorchFeaturizer):
         self._dim = None
 
     def _embed(self, batch):
-        enc = self.tokenizer(list(batch), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        enc = self.tokenizer(list(batch), padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="pt")
         enc = {k: v.to(self._device()) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
         if hasattr(self.net, "get_text_features"):
-            return _pooled(self.net.get_text_features(**enc))
-        return _pooled(self.net(**enc), enc.get("attention_mask"))
+            return pooled_output(self.net.get_text_features(**enc))
+        return pooled_output(self.net(**enc), enc.get("attention_mask"))
 
     @property
     def dim(self) -> int:
@@ -174,7 +153,8 @@ class HFTextFeaturizer(_TorchFeaturizer):
         return self._run_batches(texts, self._embed, progress, "text features")
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "model": self.model_name, "batch_size": self.batch_size, "max_length": self.max_length}
+        return {"kind": self.kind, "model": self.model_name, "batch_size": self.batch_size,
+                "max_length": self.max_length}
 
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's ImageNet weights, as named in the torch hub cache
@@ -192,7 +172,7 @@ def import_torchvision(what: str = "VGG19 features need", instead: str = "use --
     return torchvision
 
 
-class VGG19Featurizer(_TorchFeaturizer):
+class VGG19Featurizer(TorchFeaturizer):
     """VGG19 fc7 (4,096-d, after ReLU) from ImageNet weights at ``weights`` (a .pth state dict),
     or the torch hub cache; ``random_init`` builds an untrained network (tests only)."""
 
@@ -206,13 +186,15 @@ class VGG19Featurizer(_TorchFeaturizer):
         import torch
 
         tv = import_torchvision()
-        self.weights, self.device, self.batch_size, self.random_init = weights, device, int(batch_size), bool(random_init)
+        self.weights, self.device = weights, device
+        self.batch_size, self.random_init = int(batch_size), bool(random_init)
         net = tv.models.vgg19(weights=None)
         if not random_init:
             path = Path(weights) if weights else Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
             if not path.is_file():
                 if not allow_download:
-                    raise DataError(f"VGG19 weights not found at {path}; pass --image-model PATH_TO.pth or --allow-download")
+                    raise DataError(f"VGG19 weights not found at {path}; pass --image-model PATH_TO.pth or "
+                                    "--allow-download")
                 state = tv.models.VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
             else:
                 state = torch.load(path, map_location="cpu", weights_only=True)
@@ -225,14 +207,15 @@ class VGG19Featurizer(_TorchFeaturizer):
         from PIL import Image
 
         arr = []
-        for a in _as_rgb_arrays(batch):
+        for a in as_rgb_arrays(batch):
             im = Image.fromarray(a)
             w, h = im.size
             s = 256 / min(w, h)
             im = im.resize((max(224, round(w * s)), max(224, round(h * s))), Image.BILINEAR)
             w, h = im.size
             left, top = (w - 224) // 2, (h - 224) // 2
-            arr.append((np.asarray(im.crop((left, top, left + 224, top + 224)), np.float32) / 255.0 - self.MEAN) / self.STD)
+            crop = np.asarray(im.crop((left, top, left + 224, top + 224)), np.float32)
+            arr.append((crop / 255.0 - self.MEAN) / self.STD)
         x = torch.from_numpy(np.stack(arr).transpose(0, 3, 1, 2).copy()).to(self._device())
         return self.net(x)
 
@@ -240,4 +223,5 @@ class VGG19Featurizer(_TorchFeaturizer):
         return self._run_batches(list(images), self._embed, progress, "vgg19 fc7")
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "weights": self.weights, "batch_size": self.batch_size, "random_init": self.random_init}
+        return {"kind": self.kind, "weights": self.weights, "batch_size": self.batch_size,
+                "random_init": self.random_init}

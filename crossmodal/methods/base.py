@@ -5,7 +5,8 @@ A hasher is configured by keyword arguments whose names and defaults are the cla
 trained with ``fit(train, valid=None, tracker=None)`` and turns features into packed
 codes with ``encode_image`` / ``encode_text`` (see :mod:`crossmodal.retrieval.codes` for
 the bit order). ``save(dir)`` writes ``hasher.json`` and ``state.npz`` (NumPy arrays
-only, no pickle); ``load_hasher(dir)`` reads any method back.
+only, no pickle); ``load_hasher(dir)`` reads any method back, its class found through the
+registry (:mod:`crossmodal.methods._registry`) from the key ``hasher.json`` records.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal import __version__
-from crossmodal.data.core import PairedData, as_2d_float
+from crossmodal.data import PairedData, as_2d_float
+from crossmodal.engine import atomic_write_bytes
 from crossmodal.errors import ConfigError, DataError
+from crossmodal.methods._registry import get_method, method_key
+from crossmodal.methods.params import params_from_defaults, resolve_params
 from crossmodal.retrieval.codes import check_bits, pack, sign_bits
-from crossmodal.methods.params import Param, params_from_defaults, resolve_params
 from crossmodal.retrieval.metrics import evaluate_codes
+from crossmodal.stored import read_json
 
 HASHER_FORMAT = 1
 
@@ -69,7 +73,6 @@ class ValidationSet:
         return res
 
 
-
 class Hasher:
     """Base class of cross-modal hashers.
 
@@ -77,12 +80,14 @@ class Hasher:
     ``defaults`` is derived from it), implement ``_fit``, ``_project(modality, X)``
     (real-valued outputs whose sign gives the bits, ``(N, bits)`` float), ``_get_state`` and
     ``_set_state`` (dicts of NumPy arrays). Register them with
-    :func:`crossmodal.methods.register_method`.
+    :func:`crossmodal.methods.register_method`. The public ``fit`` and ``encode_*`` stay here and
+    validate first; the hooks may assume finite 2-D float32 input of the trained width.
 
-    Class attributes the base acts on: ``modalities``; ``text_optional`` (on image-only data
-    hash images only); ``uses_labels`` (supervised); ``unified_codes`` (the method can code a
-    database *pair* from both modalities: ``_project_pair(Xi, Xt)``, used by the ``unified``
-    database-coding convention of CMFH/LSSH/FSH-style papers).
+    Class attributes the base acts on: ``modalities`` (``fit`` records the widths of these
+    only); ``text_optional`` (on image-only data hash images only); ``uses_labels``
+    (supervised); ``unified_codes`` (the method can code a database *pair* from both modalities:
+    ``_project_pair(Xi, Xt)``, used by the ``unified`` database-coding convention of
+    CMFH/LSSH/FSH-style papers).
     """
 
     name = "hasher"
@@ -126,7 +131,9 @@ class Hasher:
             if not self.text_optional:
                 raise DataError(f"{self.name}: needs paired text features")
             self.modalities = ("image",)
-        self.dims = {"image": train.image_dim, "text": train.text_dim}
+        widths = {"image": train.image_dim, "text": train.text_dim}
+        # the class's modalities: a text-optional method trained on images alone records text 0
+        self.dims = {m: widths[m] for m in type(self).modalities}
         self._fit(train, valid, tracker)
         return self
 
@@ -150,7 +157,8 @@ class Hasher:
             X = np.asarray(X.todense(), dtype=np.float32)
         want = self.dims[modality]
         if X.shape[1] != want:
-            raise DataError(f"{modality} features have {X.shape[1]} dimensions but the model was trained on {want}; use the same feature extractor")
+            raise DataError(f"{modality} features have {X.shape[1]} dimensions but the model was trained on {want}; "
+                            "use the same feature extractor")
         return X
 
     def project(self, modality: str, X) -> np.ndarray:
@@ -194,8 +202,6 @@ class Hasher:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``hasher.json`` and ``state.npz`` into ``directory`` (created; files replaced atomically)."""
-        from crossmodal.methods import method_key
-
         if not self.fitted:
             raise DataError(f"{self.name}: nothing to save, the model is not fitted")
         d = Path(directory)
@@ -205,8 +211,6 @@ class Hasher:
             "class": f"{type(self).__module__}:{type(self).__qualname__}", "bits": self.bits,
             "seed": self.seed, "config": self.config, "dims": self.dims,
         }
-        from crossmodal.engine import atomic_write_bytes
-
         buf = io.BytesIO()
         np.savez(buf, **self._get_state())
         atomic_write_bytes(d / "state.npz", buf.getvalue())
@@ -220,18 +224,12 @@ class Hasher:
 
 def load_hasher(directory: str | os.PathLike) -> Hasher:
     """Load any saved hasher (its class is read from ``hasher.json``)."""
-    from crossmodal.methods import get_method
-
     d = Path(directory)
-    try:
-        header = json.loads((d / "hasher.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{d}: no hasher.json; not a saved model folder") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{d / 'hasher.json'}: damaged ({exc})") from None
-    if not isinstance(header, dict) or header.get("format") != HASHER_FORMAT:
-        fmt = header.get("format") if isinstance(header, dict) else None
-        raise DataError(f"{d}: model format {fmt} is not readable by crossmodal {__version__}")
+    header = read_json(d / "hasher.json", hint="train the run again", default=None)
+    if header is None:
+        raise DataError(f"{d}: no hasher.json; not a saved model folder")
+    if header.get("format") != HASHER_FORMAT:
+        raise DataError(f"{d}: model format {header.get('format')} is not readable by crossmodal {__version__}")
     try:
         cls = get_method(str(header["method"]), trusted=False)
     except ConfigError:

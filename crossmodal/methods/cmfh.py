@@ -72,8 +72,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from crossmodal.data.core import PairedData
-from crossmodal.methods import register_method
+from crossmodal.data import PairedData
+from crossmodal.methods._registry import register_method
 from crossmodal.methods.base import Hasher
 from crossmodal.methods.params import Choice, Param, Range
 

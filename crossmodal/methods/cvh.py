@@ -69,9 +69,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import linalg
 
-from crossmodal.data.core import PairedData
+from crossmodal.data import PairedData
 from crossmodal.errors import ConfigError
-from crossmodal.methods import register_method
+from crossmodal.methods._registry import register_method
 from crossmodal.methods.baselines import LinearHasher
 from crossmodal.methods.params import Choice, Param, Range
 

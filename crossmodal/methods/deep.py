@@ -2,9 +2,10 @@
 
 :class:`DeepCrossModalHasher` is the cross-modal counterpart of
 :class:`crossmodal.methods.unimodal.base.DeepImageHasher`: an image tower and a text tower
-(MLPs on feature matrices), trained in mini-batches of training *pairs* by the shared
-:class:`crossmodal.training.EpochTrainer` (per-epoch validation and model selection,
-checkpoints and resume, tracker logging, progress bar). A method writes only
+(MLPs on feature matrices), trained in mini-batches of training *pairs* on the shared torch base
+:class:`~crossmodal.methods.torch_base.TorchHasher` (device, AMP, optimisers, batches, per-epoch
+validation and model selection, checkpoints and resume, tracker logging, progress bar). A method
+writes only
 
 * ``_prepare(train)``: anything computed once before training (a kNN graph, fitted
   thresholds, a memory bank), from ``self.F`` (the similarity features, see below) or the
@@ -19,16 +20,18 @@ memory-bank update), ``_train_step`` (methods with alternating updates, e.g. DGC
 ``_load_extra_state`` (tensors a resumed run needs, e.g. UCCH's memory bank).
 
 Towers (config ``hidden`` / ``hidden_text``): ``feature -> [Linear -> ReLU -> Dropout]* ->
-Linear -> bits``; the bit is ``logit >= 0`` (sign(0) = +1). Each tower has its own optimiser
-(``lr`` for the image tower, ``lr_text`` for the text tower, as DJSRH/JDSH/DGCPN's official
+Linear -> bits`` (:class:`~crossmodal.nets.MLPTower`); the bit is ``logit >= 0`` (sign(0) = +1).
+Each tower has its own optimiser (``optimizer``: ``sgd`` with ``momentum``, ``adam`` or ``adamw``;
+``lr`` for the image tower, ``lr_text`` for the text tower, as DJSRH/JDSH/DGCPN's official
 code keeps two SGD optimisers); gradient clipping (``grad_clip``) is over both towers' weights
 together, as UCCH's single optimiser does.
 
 Features: ``standardize`` preprocesses the towers' inputs (statistics from the training
-pairs, saved with the model). ``self.F = {"image", "text"}`` holds the features the methods
-build their similarity targets from: the features *as given* (``sim_features: raw``, the
-official codes' choice: cosine of VGG/AlexNet fc7 and of the tag BoW) or the standardised
-tower inputs (``sim_features: input``), both L2-normalised per row.
+pairs, saved with the model; :mod:`crossmodal.methods.standardize`, zscore floor 1e-6).
+``self.F = {"image", "text"}`` holds the features the methods build their similarity targets
+from: the features *as given* (``sim_features: raw``, the official codes' choice: cosine of
+VGG/AlexNet fc7 and of the tag BoW) or the standardised tower inputs (``sim_features: input``),
+both L2-normalised per row.
 
 Batches: a seeded permutation of the training pairs each epoch; like the official loaders
 (``drop_last=True``) the last incomplete batch is dropped when there is more than one batch.
@@ -41,10 +44,10 @@ Two input modes of the image side (config ``mode``):
   and the image tower is the MLP above.
 * ``end2end``: image rows are raw images flattened from ``image_shape`` ``[C, H, W]`` in the
   ``image_layout`` order (``chw``, or ``hwc`` as the ``pixels`` featurizer and the ``toy``
-  dataset write them), values in [0, 1]. The image tower is :class:`BackboneTower`: a backbone
-  (``tiny``, torchvision ``alexnet`` / ``vgg11`` / ``vgg16`` / ``vgg19`` / ``resnet18`` when torchvision
-  imports, ImageNet weights from the local ``backbone_weights`` file, or ``hf:PATH``), each with
-  the input it expects (:func:`~crossmodal.methods.unimodal.base.backbone_input`), then the MLP
+  dataset write them), values in [0, 1]. The image tower is :class:`~crossmodal.nets.ImageTower`:
+  a backbone (``tiny``, torchvision ``alexnet`` / ``vgg11`` / ``vgg16`` / ``vgg19`` / ``resnet18``
+  when torchvision imports, ImageNet weights from the local ``backbone_weights`` file, or
+  ``hf:PATH``; :mod:`crossmodal.methods.backbones`), each with the input it expects, then the MLP
   head (``hidden: []`` is the official ``fc_encode`` on fc7); the whole tower is trained with
   the image optimiser, except in the first ``backbone_frozen_epochs`` epochs (UCCH's warm-up),
   or never with ``-1`` (JDSH's frozen AlexNet), when the backbone runs in eval mode without
@@ -58,33 +61,25 @@ Two input modes of the image side (config ``mode``):
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import numpy as np
 import torch
 from torch import nn
 
-from crossmodal.data.core import PairedData
-from crossmodal.engine import resolve_device
+from crossmodal.data import PairedData
+from crossmodal.methods.backbones import END2END_PARAMS
 from crossmodal.methods.base import Hasher
 from crossmodal.methods.params import Choice, Param, Range
-from crossmodal.methods.unimodal.base import (DEEP_PARAMS, RowDataset, apply_standardizer, backbone_input,
-                                              build_backbone, check_end2end, check_end2end_config,
-                                              fit_standardizer, rows_to_images)
-from crossmodal.training import EpochTrainer
+from crossmodal.methods.standardize import STANDARDIZE, apply_standardizer, fit_standardizer, standardized
+from crossmodal.methods.torch_base import (OPTIMIZERS, TRAINED_PARAMS, RowDataset, TorchHasher, load_module_arrays,
+                                           module_arrays, seeded_generator)
+from crossmodal.nets import MLPTower
 
 MODALITIES = ("image", "text")
-
-_E2E_KEYS = ("mode", "backbone", "backbone_weights", "image_shape", "image_layout", "num_workers")
-END2END_PARAMS = tuple(p for p in DEEP_PARAMS if p.name in _E2E_KEYS) + (
-    Param("backbone_frozen_epochs", 0, int, Range(-1, None),
-          "end2end: first epochs with the backbone frozen in eval mode (-1: always, a frozen feature net)"),
-)
 
 DEEP_CM_PARAMS = (
     Param("epochs", 50, int, Range(1, None), "training epochs (passes over the training pairs)"),
     Param("batch_size", 128, int, Range(2, None), "training pairs per mini-batch (B: the batch similarity is B x B)"),
-    Param("optimizer", "sgd", str, Choice("sgd", "adam"), "optimiser of each tower (SGD with `momentum`, or Adam)"),
+    Param("optimizer", "sgd", str, Choice(*OPTIMIZERS), "optimiser of each tower (SGD with `momentum`, Adam, AdamW)"),
     Param("lr", 1e-3, float, Range(0, None, low_open=True), "learning rate of the image tower"),
     Param("lr_text", None, float, Range(0, None, low_open=True), "learning rate of the text tower (null: lr)",
           nullable=True),
@@ -95,105 +90,28 @@ DEEP_CM_PARAMS = (
           item=int, nullable=True),
     Param("dropout", 0.0, float, Range(0, 1, high_open=True), "dropout after each hidden layer"),
     Param("grad_clip", 0.0, float, Range(0, None), "clip the gradient norm of both towers together (0: off)"),
-    Param("standardize", "none", str, Choice("none", "zscore", "center", "scale", "l2"),
+    Param("standardize", "none", str, Choice(*STANDARDIZE),
           "preprocessing of the towers' input features (statistics of the training pairs)"),
     Param("sim_features", "raw", str, Choice("raw", "input"),
           "features of the similarity targets: as given (official) or the standardised tower inputs"),
-    Param("device", "auto", str, None, "torch device: auto (CUDA when present), cpu, cuda, cuda:N"),
-    Param("amp", False, bool, None, "bfloat16 autocast of the towers on CUDA"),
-    Param("keep_checkpoints", 2, int, Range(1, None), "per-epoch checkpoints kept for resuming"),
-    Param("progress", True, bool, None, "show a progress bar"),
-) + END2END_PARAMS
+) + TRAINED_PARAMS + END2END_PARAMS + (
+    Param("backbone_frozen_epochs", 0, int, Range(-1, None),
+          "end2end: first epochs with the backbone frozen in eval mode (-1: always, a frozen feature net)"),
+)
 
 
-class MLPTower(nn.Module):
-    """``(B, D_in) -> (B, bits)`` logits: ``[Linear -> ReLU -> Dropout]* -> Linear``."""
-
-    def __init__(self, in_dim: int, hidden: list, bits: int, dropout: float = 0.0):
-        super().__init__()
-        layers: list[nn.Module] = []
-        d = in_dim
-        for w in hidden:
-            layers += [nn.Linear(d, int(w)), nn.ReLU()]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            d = int(w)
-        layers.append(nn.Linear(d, bits))
-        self.body = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-
-class BackboneTower(nn.Module):
-    """End-to-end image tower: flat raw-image rows ``(B, C*H*W)`` in [0, 1] -> logits ``(B, bits)``.
-
-    The rows are reshaped to ``(B, C, H, W)`` (from ``layout`` ``chw`` or ``hwc``), given the
-    backbone's input transform, passed through the backbone (``(B, out_dim)``) and the MLP head.
-    """
-
-    def __init__(self, backbone: nn.Module, binput: nn.Module, head: nn.Module, shape, layout: str):
-        super().__init__()
-        self.backbone, self.backbone_input, self.head = backbone, binput, head
-        self.shape, self.layout = tuple(int(v) for v in shape), layout
-
-    def images(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C*H*W) -> (B, C, H, W)``."""
-        return rows_to_images(x, self.shape, self.layout)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Backbone features ``(B, out_dim)`` of flat rows ``(B, C*H*W)``."""
-        return self.backbone(self.backbone_input(self.images(x)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
-# -- batch helpers shared by the losses ------------------------------------------------------------
-
-
-def cosine(F: torch.Tensor, G: torch.Tensor | None = None) -> torch.Tensor:
-    """``(B, D), (P, D) -> (B, P)`` cosine similarities (rows L2-normalised here)."""
-    F = nn.functional.normalize(F, dim=1)
-    G = F if G is None else nn.functional.normalize(G, dim=1)
-    return F @ G.T
-
-
-def code_cosines(hi: torch.Tensor, ht: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Cosine matrices of relaxed codes ``hi, ht (B, bits)``: ``(BiBiᵀ, BtBtᵀ, BiBtᵀ)``, each (B, B)."""
-    bi, bt = nn.functional.normalize(hi, dim=1), nn.functional.normalize(ht, dim=1)
-    return bi @ bi.T, bt @ bt.T, bi @ bt.T
-
-
-class DeepCrossModalHasher(EpochTrainer, Hasher):
+class DeepCrossModalHasher(TorchHasher, Hasher):
     """Base of the deep unsupervised cross-modal hashers (see the module docstring)."""
 
     params = DEEP_CM_PARAMS
+    drop_last = "incomplete"  # as the official loaders (drop_last=True)
     transient: tuple = ()  # attributes (training-only tensors) released after fit
 
     def __init__(self, bits: int, seed: int = 0, **config):
         super().__init__(bits, seed=seed, **config)
-        check_end2end_config(self.name, self.config)
         self.prep: dict = {}
         self.towers: nn.ModuleDict | None = None
         self.epoch = 0
-
-    @property
-    def end2end(self) -> bool:
-        return self.config["mode"] == "end2end"
-
-    def check_data(self, data: PairedData) -> None:
-        check_end2end(self.name, self.config, data.image_dim)
-
-    @property
-    def device(self):
-        return resolve_device(self.config["device"])
-
-    @property
-    def model_selection(self) -> str:
-        if getattr(self, "best", None):
-            return f"best validation epoch ({self.best['epoch']}) by mean I→T/T→I validation mAP"
-        return "last epoch (fixed epochs, no validation)"
 
     # -- networks --------------------------------------------------------------------------------
     def _hidden(self, modality: str) -> list:
@@ -208,11 +126,8 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
         towers = {}
         for m in MODALITIES:
             if m == "image" and self.end2end:
-                weights = c["backbone_weights"] if load_weights else ""
-                backbone, out_dim = build_backbone(c["backbone"], int(c["image_shape"][0]), weights)
-                head = MLPTower(out_dim, self._hidden(m), self.bits, c["dropout"])
-                towers[m] = BackboneTower(backbone, backbone_input(c["backbone"]), head, c["image_shape"],
-                                          c["image_layout"])
+                towers[m] = self._image_tower(lambda d: MLPTower(d, self._hidden(m), self.bits, c["dropout"]),
+                                              load_weights)
             else:
                 towers[m] = MLPTower(self.dims[m], self._hidden(m), self.bits, c["dropout"])
         self.towers = nn.ModuleDict(towers).to(self.device)
@@ -223,35 +138,17 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
     def _optimizer(self, modality: str):
         c = self.config
         lr = c["lr"] if modality == "image" or c["lr_text"] is None else c["lr_text"]
-        ps = self.towers[modality].parameters()
-        if c["optimizer"] == "adam":
-            return torch.optim.Adam(ps, lr=lr, weight_decay=c["weight_decay"])
-        return torch.optim.SGD(ps, lr=lr, momentum=c["momentum"], weight_decay=c["weight_decay"])
-
-    def _autocast(self):
-        if self.config["amp"] and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
+        return self._optim(self.towers[modality], lr, momentum=c["momentum"])
 
     def _prep_input(self, modality: str, X: np.ndarray) -> np.ndarray:
         if modality == "image" and self.end2end:
             return np.asarray(X, dtype=np.float32)
         return apply_standardizer(X, self.prep.get(modality, {}), self.config["standardize"])
 
-    @torch.no_grad()
-    def backbone_features(self, X: np.ndarray, chunk: int = 256) -> np.ndarray:
+    def backbone_features(self, X: np.ndarray) -> np.ndarray:
         """End-to-end mode: the image backbone's features of raw rows ``X (N, C*H*W)``, in eval
         mode, ``(N, backbone output size) float32``."""
-        tower = self.towers["image"]
-        was = tower.training
-        tower.eval()
-        out = []
-        for s in range(0, len(X), chunk):
-            xb = torch.as_tensor(np.asarray(X[s:s + chunk], dtype=np.float32), device=self.device)
-            with self._autocast():
-                out.append(tower.features(xb).float().cpu().numpy())
-        tower.train(was)
-        return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
+        return self._backbone_features(self.towers["image"], X)
 
     # -- method hooks ----------------------------------------------------------------------------
     def _prepare(self, train: PairedData) -> None:
@@ -324,10 +221,10 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
         X = {m: self._prep_input(m, raw[m]) for m in MODALITIES if m not in e2e}
         self.n_train = train.n
         self._build()
+        self.loader_data = None
         if self.end2end:  # similarity features: the (pretrained) backbone's, as the official frozen copy
             raw["image"] = self.backbone_features(train.image)  # read in chunks: never the whole image.npy
-            X["image"] = apply_standardizer(raw["image"], fit_standardizer(raw["image"], c["standardize"]),
-                                            c["standardize"])
+            X["image"] = standardized(raw["image"], c["standardize"])
             self.loader_data = RowDataset(train.image)
         self.X = {m: torch.as_tensor(X[m], device=dev) for m in MODALITIES if m not in e2e}
         src = raw if c["sim_features"] == "raw" else X
@@ -335,26 +232,14 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
                   for m in MODALITIES}
         self._prepare(train)
         self.opts = {m: self._optimizer(m) for m in MODALITIES}
-        self.gen = torch.Generator()
-        self.gen.manual_seed(self.seed)
+        self.gen = seeded_generator(self.seed)
 
     def _batches(self):
         """``(idx (B,), xi (B, Di), xt (B, Dt))`` on the device, one per batch of the epoch."""
-        perm = torch.randperm(self.n_train, generator=self.gen)
-        bs = self.config["batch_size"]
-        stop = self.n_train - self.n_train % bs if self.n_train > bs else self.n_train
-        batches = [perm[s:s + bs] for s in range(0, stop, bs) if len(perm[s:s + bs]) > 1]
-        if not self.end2end:
-            for b in batches:
-                b = b.to(self.device)
-                yield b, self.X["image"][b], self.X["text"][b]
-            return
-        loader = torch.utils.data.DataLoader(self.loader_data, batch_sampler=[b.tolist() for b in batches],
-                                             num_workers=int(self.config["num_workers"]),
-                                             pin_memory=self.device.type == "cuda")
-        for b, xi in zip(batches, loader):
-            b = b.to(self.device)
-            yield b, xi.to(self.device, non_blocking=True), self.X["text"][b]
+        batches = self._epoch_batches(self.n_train, self.config["batch_size"])
+        image = None if self.end2end else self.X["image"]
+        for idx, xi in self._image_batches(batches, image, self.loader_data):
+            yield idx, xi, self.X["text"][idx]
 
     def _backbone_frozen(self, epoch: int) -> bool:
         k = self.config["backbone_frozen_epochs"]
@@ -390,34 +275,22 @@ class DeepCrossModalHasher(EpochTrainer, Hasher):
         self._load_extra_state(ck.get("extra", {}))
 
     # -- encoding / persistence ------------------------------------------------------------------
-    @torch.no_grad()
     def _project(self, modality: str, X: np.ndarray) -> np.ndarray:
         """Tower logits ``(N, bits)`` float32; the code is their sign."""
-        tower = self.towers[modality]
-        was = tower.training
-        tower.eval()
-        chunk = 256 if modality == "image" and self.end2end else 8192
-        out = []
-        for s in range(0, len(X), chunk):
-            xb = self._prep_input(modality, X[s:s + chunk])
-            with self._autocast():
-                out.append(tower(torch.as_tensor(xb, device=self.device)).float().cpu().numpy())
-        tower.train(was)
-        return np.concatenate(out) if out else np.zeros((0, self.bits), np.float32)
+        chunk = 256 if modality == "image" and self.end2end else self.encode_chunk
+        return self._encode_rows(self.towers[modality], X, chunk, prep=lambda xb: self._prep_input(modality, xb))
 
     def _get_state(self) -> dict:
         """``{modality}.{weight name}``: tower weights; ``prep.{modality}.{mean|scale}`` (D,) float32."""
-        state = {f"{m}.{k}": v.detach().cpu().numpy() for m in MODALITIES for k, v in self.towers[m].state_dict().items()}
+        state = {k: v for m in MODALITIES for k, v in module_arrays(m, self.towers[m]).items()}
         state.update({f"prep.{m}.{k}": v for m, p in self.prep.items() for k, v in p.items()})
         return state
 
     def _set_state(self, state: dict) -> None:
-        if self.config["device"] not in ("auto", "cpu") and not torch.cuda.is_available():
-            self.config["device"] = "auto"  # a model trained on a GPU loads on a CPU-only machine
+        self._load_device()
         self._build(load_weights=False)
         for m in MODALITIES:
-            self.towers[m].load_state_dict({k[len(m) + 1:]: torch.as_tensor(v) for k, v in state.items()
-                                            if k.startswith(m + ".")})
+            load_module_arrays(self.towers[m], m, state)
         self.prep = {m: {} for m in MODALITIES}
         for k, v in state.items():
             if k.startswith("prep."):

@@ -50,8 +50,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from crossmodal.methods import register_method
-from crossmodal.methods.deep import DEEP_CM_PARAMS, DeepCrossModalHasher, code_cosines
+from crossmodal.methods._registry import register_method
+from crossmodal.methods.deep import DEEP_CM_PARAMS, DeepCrossModalHasher
+from crossmodal.methods.losses import code_cosines
 from crossmodal.methods.params import Param, Range
 
 

@@ -37,8 +37,9 @@ import math
 import torch
 from torch import nn
 
-from crossmodal.methods import register_method
-from crossmodal.methods.deep import DEEP_CM_PARAMS, DeepCrossModalHasher, code_cosines, cosine
+from crossmodal.methods._registry import register_method
+from crossmodal.methods.deep import DEEP_CM_PARAMS, DeepCrossModalHasher
+from crossmodal.methods.losses import code_cosines, cosine
 from crossmodal.methods.params import Choice, Param, Range
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from crossmodal.errors import DataError
-from crossmodal.methods import register_method
+from crossmodal.methods._registry import register_method
 from crossmodal.methods.base import Hasher
 
 

@@ -63,8 +63,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import linalg
 
-from crossmodal.data.core import PairedData
-from crossmodal.methods import register_method
+from crossmodal.data import PairedData
+from crossmodal.methods._registry import register_method
 from crossmodal.methods.baselines import LinearHasher
 from crossmodal.methods.cvh import knn_affinity
 from crossmodal.methods.params import Choice, Param, Range

@@ -51,8 +51,9 @@ import torch
 from torch import nn
 
 from crossmodal.errors import ConfigError
-from crossmodal.methods import register_method
-from crossmodal.methods.deep import DEEP_CM_PARAMS, DeepCrossModalHasher, code_cosines, cosine
+from crossmodal.methods._registry import register_method
+from crossmodal.methods.deep import DEEP_CM_PARAMS, DeepCrossModalHasher
+from crossmodal.methods.losses import code_cosines, cosine
 from crossmodal.methods.djsrh import TANH_PARAM, ScaledTanh
 from crossmodal.methods.params import Choice, Param, Range
 

@@ -10,18 +10,18 @@ only). Shared groups of keys are tuples that methods concatenate::
         Param("beta", 0.9, float, Range(0, 1), "β: share of the image side in the fused target"),
     )
 
-Checks are small objects with ``check(value) -> str | None`` (the complaint, or None) and
-``describe() -> str``; :class:`Range` and :class:`Choice` cover the usual cases.
+Checks are small objects with ``check(value) -> str | None`` (the complaint, or None),
+``describe() -> str`` and optionally ``hint(value) -> str`` (appended to the error, e.g. the
+did-you-mean of :class:`Choice`); :class:`Range` and :class:`Choice` cover the usual cases.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass
 from typing import Any
 
-from crossmodal.errors import ConfigError
+from crossmodal.errors import ConfigError, did_you_mean
 
 TRUE = ("true", "yes", "1", "on")
 FALSE = ("false", "no", "0", "off")
@@ -67,9 +67,10 @@ class Choice:
     def check(self, value) -> str | None:
         if value in self.options:
             return None
-        close = difflib.get_close_matches(str(value), [str(o) for o in self.options], n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"must be one of {', '.join(map(repr, self.options))}{hint}"
+        return f"must be one of {', '.join(map(repr, self.options))}"
+
+    def hint(self, value) -> str:
+        return did_you_mean(value, self.options)
 
     def describe(self) -> str:
         return " | ".join(str(o) for o in self.options)
@@ -106,7 +107,8 @@ class Param:
         if self.check is not None:
             problem = self.check.check(out)
             if problem:
-                raise ConfigError(f"{where}: {self.name} {problem}, got {value!r}")
+                hint = self.check.hint(out) if hasattr(self.check, "hint") else ""
+                raise ConfigError(f"{where}: {self.name} {problem}, got {value!r}{hint}")
         return out
 
     def _convert(self, value):
@@ -175,9 +177,8 @@ def resolve_params(params: tuple[Param, ...], given: dict, where: str) -> dict:
     out = {p.name: p.default for p in params}
     for key, value in given.items():
         if key not in by_name:
-            close = difflib.get_close_matches(key, list(by_name), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{where}: unknown config key {key!r}{hint} valid keys: {', '.join(sorted(by_name))}")
+            raise ConfigError(f"{where}: unknown config key {key!r}{did_you_mean(key, by_name)} "
+                              f"valid keys: {', '.join(sorted(by_name))}")
         out[key] = by_name[key].convert(value, where)
     return out
 

@@ -50,7 +50,7 @@ import math
 import torch
 from torch import nn
 
-from crossmodal.methods import register_method
+from crossmodal.methods._registry import register_method
 from crossmodal.methods.deep import DEEP_CM_PARAMS, DeepCrossModalHasher
 from crossmodal.methods.params import Param, Range
 

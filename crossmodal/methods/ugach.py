@@ -45,7 +45,7 @@ one-line note and records it (``run.json`` / ``report.json``: ``protocol_note``)
 Differs from the official code. Effects are measured by ``benchmarks/ablate_ugach.py`` against
 the official-exact configuration (wiki and toy, 16 and 64 bits, 3 seeds, every row cut alike to
 64 hidden units, 400 training pairs, 10 pre-training and 2 adversarial epochs; mean of I->T and
-T->I mAP@all on validation and query; table in the README):
+T->I mAP@all on validation and query; table in docs/src/findings/ugach-ablation.md):
 
 * **Batched** (``batch_size``, 32 in the paper preset, with ``lr_scale_batch`` so that one step
   moves the weights as far as ``batch_size`` batch-1 SGD steps), with whole feature matrices on
@@ -58,7 +58,7 @@ T->I mAP@all on validation and query; table in the README):
 * **REINFORCE normaliser** (``g_normaliser``): ``pool`` (default) normalises G's softmax over the
   whole pool, as the paper's ``p(x | q)``; the official code feeds only the 2 drawn items to its
   softmax (``sampled``). Measured: within +-0.002 mAP (with 2 adversarial epochs G's training
-  reaches D once; 8 batched epochs: see the README).
+  reaches D once; 8 batched epochs: docs/src/findings/ugach-ablation.md).
 * **D pre-training**: the paper preset follows the official script (above) but for a fixed
   number of epochs (official: until stopped, up to 30 x 1,000) and selects the best epoch on the
   **validation** split (official: on its test queries); the batches are reshuffled each epoch
@@ -74,10 +74,21 @@ T->I mAP@all on validation and query; table in the README):
   use none. Measured: z-scoring is the one departure that moves mAP, +0.03 to +0.06 (64 bits,
   query: toy 0.245 -> 0.300, wiki 0.125 -> 0.166).
 * ``g_temperature`` (default 1, the official value) divides G's scores before the softmax;
-  a higher temperature makes G's negatives less extreme (see the README's wiki findings).
+  a higher temperature makes G's negatives less extreme (docs/src/findings/ugach-wiki.md).
+
+Training machinery (device, ``amp``, batches, optimisers, checkpoints, ``selection``) is the shared
+:class:`~crossmodal.methods.torch_base.TorchHasher`. ``optimizer``: ``sgd`` is plain SGD (no
+momentum, as the official gradient descent), ``adamw`` torch AdamW (decoupled weight decay),
+``adam`` torch Adam (L2 in the gradient). Before the optimiser table was shared, UGACH's ``adam``
+built AdamW; configs that meant it now say ``adamw`` (``ugach-fast.yaml``), so their numbers are
+unchanged. ``standardize: zscore`` floors each column's std at 1e-8. Model selection
+(``selection``): the validation split by default; ``loss`` keeps the adversarial epoch with the
+lowest D hinge loss (``loss_d``); the D pre-training selection (``pretrain_select``) is separate.
+Sampling helpers: :mod:`crossmodal.methods.ugach_sampling`; D pre-training:
+:mod:`crossmodal.methods.ugach_pretrain`.
 
 Configs: ``experiments/configs/ugach.yaml`` (official hyper-parameters, ``--preset paper``) and
-``ugach-fast.yaml`` (a tuned batched schedule: Adam, z-scored features, narrower, fewer epochs).
+``ugach-fast.yaml`` (a tuned batched schedule: AdamW, z-scored features, narrower, fewer epochs).
 Measured with the same cuts: +0.06 to +0.12 mAP over the official-exact configuration (64 bits,
 query: toy 0.245 -> 0.310, wiki 0.125 -> 0.186).
 """
@@ -85,56 +96,35 @@ query: toy 0.245 -> 0.310, wiki 0.125 -> 0.186).
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 
 import numpy as np
 import torch
 
-from crossmodal.data.core import PairedData
-from crossmodal.engine import resolve_device
-from crossmodal.errors import ConfigError
+from crossmodal.data import PairedData
 from crossmodal.graph import correlation_graph
-from crossmodal.methods import register_method
+from crossmodal.methods._registry import register_method
 from crossmodal.methods.base import Hasher
 from crossmodal.methods.params import Choice, Param, Range
+from crossmodal.methods.standardize import apply_standardizer, fit_standardizer
+from crossmodal.methods.torch_base import (OPTIMIZERS, TRAINED_PARAMS, TorchHasher, load_module_arrays, module_arrays,
+                                           seeded_generator)
+from crossmodal.methods.ugach_pretrain import DIRECTIONS, DPretraining
+from crossmodal.methods.ugach_sampling import (candidate_pool, exclude_positives, graph_positives,
+                                               reinforce_log_probs, sample_from_scores)
 from crossmodal.nets import CrossModalNet, pairwise_sq_dist, sq_dist
-from crossmodal.training import EpochTrainer
 
 OTHER = {"image": "text", "text": "image"}
-
-
-def sample_from_scores(scores: torch.Tensor, n: int, generator=None) -> torch.Tensor:
-    """``n`` draws per row (with replacement) from ``softmax(scores)``: ``(B, P) -> (B, n)``.
-
-    This is G's policy: rows whose scores are all ``-inf`` must be handled by the caller.
-    """
-    return torch.multinomial(torch.softmax(scores.float(), dim=1), n, replacement=True, generator=generator)
-
-
-def reinforce_log_probs(scores: torch.Tensor, pick: torch.Tensor, normaliser: str = "pool") -> torch.Tensor:
-    """Log-probabilities of G's drawn items for REINFORCE: ``scores (B, P) float32`` (G's
-    ``-||g_q - g_c||^2 / temperature`` over the pool), ``pick (B, S) int64`` -> ``(B, S) float32``.
-
-    ``pool``: ``log softmax`` over the whole pool (the paper's ``p(x | q)``); ``sampled``: over
-    the ``S`` drawn items only, as the official code does (it feeds the drawn items alone to its
-    softmax: with 2 draws ``p1 = e^s1 / (e^s1 + e^s2)``; a pair that drew the same item twice gets
-    1/2 each and no gradient).
-    """
-    if normaliser == "pool":
-        return torch.log_softmax(scores, dim=1).gather(1, pick)
-    if normaliser == "sampled":
-        return torch.log_softmax(scores.gather(1, pick), dim=1)
-    raise ConfigError(f"g_normaliser must be pool or sampled, got {normaliser!r}")
-
-
-DIRECTIONS = (("i2t", "image"), ("t2i", "text"))
+ZSCORE_EPS = 1e-8  # UGACH's floor on a column's std (the deep methods' is 1e-6)
+PREP_MODES = ("none", "zscore", "l2")
 
 
 @register_method
-class UGACH(EpochTrainer, Hasher):
+class UGACH(DPretraining, TorchHasher, Hasher):
     """Unsupervised generative adversarial cross-modal hashing; see the module docstring."""
 
     name = "ugach"
+    drop_last = "never"  # every batch, the last one however short
+    sgd_momentum = 0.0  # optimizer: sgd is the official plain gradient descent
     params = (
         Param("hidden", 8192, int, Range(1, None), "hidden units of every tower (feature -> hidden (tanh) -> bits)"),
         Param("knn_k", 10, int, Range(1, None), "K of the kNN graph within each modality"),
@@ -142,9 +132,9 @@ class UGACH(EpochTrainer, Hasher):
         Param("n_text_neighbours", 5, int, Range(0, None), "text-space neighbours that count as true pairs"),
         Param("graph_metric", "euclidean", str, Choice("euclidean", "cosine"), "kNN metric of the graph"),
         Param("graph_method", "exact", str, Choice("exact", "ivf"), "exact blocked kNN, or PCA + FAISS IVF"),
-        Param("standardize", "none", str, Choice("none", "zscore", "l2"), "feature preprocessing (official: none)"),
-        Param("standardize_image", "", str, Choice("", "none", "zscore", "l2"), "image override of standardize"),
-        Param("standardize_text", "", str, Choice("", "none", "zscore", "l2"), "text override of standardize"),
+        Param("standardize", "none", str, Choice(*PREP_MODES), "feature preprocessing (official: none)"),
+        Param("standardize_image", "", str, Choice("", *PREP_MODES), "image override of standardize"),
+        Param("standardize_text", "", str, Choice("", *PREP_MODES), "text override of standardize"),
         Param("init_std", 0.1, float, Range(0, None), "truncated-normal init std (0: PyTorch's default init)"),
         Param("pretrain_epochs", 5, int, Range(0, None), "D pre-training epochs"),
         Param("pretrain_batch_size", 0, int, Range(0, None), "pre-training batch (official 20; 0: batch_size)"),
@@ -157,7 +147,8 @@ class UGACH(EpochTrainer, Hasher):
         Param("d_epochs", 1, int, Range(0, None), "D epochs per adversarial epoch"),
         Param("g_epochs", 2, int, Range(0, None), "G epochs per adversarial epoch"),
         Param("batch_size", 32, int, Range(1, None), "adversarial batch size (official 1)"),
-        Param("optimizer", "sgd", str, Choice("sgd", "adam"), "optimiser of D and G (official: SGD)"),
+        Param("optimizer", "sgd", str, Choice(*OPTIMIZERS),
+              "optimiser of D and G: sgd (plain, official), adam, adamw (decoupled weight decay)"),
         Param("lr_d", 0.001, float, Range(0, None, low_open=True), "D's learning rate"),
         Param("lr_g", 0.01, float, Range(0, None, low_open=True), "G's learning rate"),
         Param("lr_scale_batch", False, bool, None, "multiply the rates by the batch size (batch-1 equivalence)"),
@@ -174,11 +165,7 @@ class UGACH(EpochTrainer, Hasher):
               "REINFORCE softmax over the pool (paper) or the drawn items (official code)"),
         Param("protocol", "", str, None, "split protocol the config is meant for (a mismatch is noted)"),
         Param("codes_from", "discriminator", str, Choice("discriminator", "generator"), "network giving the codes"),
-        Param("device", "auto", str, None, "auto, cpu, cuda, cuda:1 ..."),
-        Param("amp", False, bool, None, "bfloat16 autocast on CUDA"),
-        Param("keep_checkpoints", 2, int, Range(0, None), "per-epoch checkpoints kept"),
-        Param("progress", True, bool, None, "progress bars"),
-    )
+    ) + TRAINED_PARAMS
 
     def __init__(self, bits: int, seed: int = 0, **config):
         super().__init__(bits, seed=seed, **config)
@@ -191,10 +178,6 @@ class UGACH(EpochTrainer, Hasher):
         self._valid = self.opt_pre = None
 
     # -- set-up ----------------------------------------------------------------------------
-    @property
-    def device(self):
-        return resolve_device(self.config["device"])
-
     def _build(self) -> None:
         c, init = self.config, (self.config["init_std"] if self.config["init_std"] > 0 else None)
         torch.manual_seed(self.seed)
@@ -206,32 +189,16 @@ class UGACH(EpochTrainer, Hasher):
         return self.config[f"standardize_{modality}"] or self.config["standardize"]
 
     def _fit_prep(self, train: PairedData) -> None:
+        """``prep``: ``{modality}_mean`` / ``{modality}_scale`` ``(D,) float32`` of the z-scored modalities."""
         self.prep = {}
         for m in ("image", "text"):
-            X = train.modality(m).astype(np.float64)
-            if self._prep_mode(m) == "zscore":
-                self.prep[f"{m}_mean"] = X.mean(0).astype(np.float32)
-                self.prep[f"{m}_scale"] = (1.0 / np.maximum(X.std(0), 1e-8)).astype(np.float32)
+            stats = fit_standardizer(train.modality(m), self._prep_mode(m), eps=ZSCORE_EPS)
+            self.prep.update({f"{m}_{k}": v for k, v in stats.items()})
 
     def _apply_prep(self, modality: str, X: np.ndarray) -> np.ndarray:
         mode = self._prep_mode(modality)
-        X = np.asarray(X, dtype=np.float32)
-        if mode == "zscore":
-            return (X - self.prep[f"{modality}_mean"]) * self.prep[f"{modality}_scale"]
-        if mode == "l2":
-            return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-        return X
-
-    def _optim(self, net, lr):
-        c = self.config
-        if c["optimizer"] == "sgd":
-            return torch.optim.SGD(net.parameters(), lr=lr, weight_decay=c["weight_decay"])
-        return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=c["weight_decay"])
-
-    def _autocast(self):
-        if self.config["amp"] and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
+        stats = {k: self.prep[f"{modality}_{k}"] for k in ("mean", "scale") if f"{modality}_{k}" in self.prep}
+        return apply_standardizer(X, stats, mode)
 
     def _set_lr(self, opt, base: float, samples: int, batch_size: int | None = None) -> None:
         """``base`` (x the batch size when ``lr_scale_batch``) x ``lr_decay ** (samples //
@@ -244,24 +211,11 @@ class UGACH(EpochTrainer, Hasher):
 
     # -- sampling ----------------------------------------------------------------------------
     def _positives(self, rows: torch.Tensor, n: int) -> torch.Tensor:
-        """``n`` graph neighbours per row (without replacement while the row has enough)."""
-        nb, cnt = self.nbrs[rows], self.nbr_counts[rows]
-        keys = torch.rand(nb.shape, generator=self.gen, device=nb.device)
-        keys[nb < 0] = 2.0
-        order = keys.argsort(dim=1)
-        j = torch.arange(n, device=nb.device)[None, :] % cnt[:, None]
-        return nb.gather(1, order.gather(1, j))
+        """``n`` graph neighbours per row ``(B,)`` -> ``(B, n)``."""
+        return graph_positives(self.nbrs[rows], self.nbr_counts[rows], n, self.gen)
 
     def _pool(self, m: int) -> torch.Tensor:
-        size = max(self.config["n_samples"], int(round(self.config["pool_fraction"] * m)))
-        return torch.randint(0, m, (size,), generator=self.gen, device=self.device)
-
-    def _exclude_positives(self, logits: torch.Tensor, rows: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
-        nb = self.nbrs[rows]  # (B, P_nb), -1 padded
-        hit = (nb[:, :, None] == pool[None, None, :]).any(1)
-        logits = logits.masked_fill(hit, float("-inf"))
-        empty = torch.isinf(logits).all(1)
-        return torch.where(empty[:, None], torch.zeros_like(logits), logits)
+        return candidate_pool(m, max(self.config["n_samples"], int(round(self.config["pool_fraction"] * m))), self.gen)
 
     @torch.no_grad()
     def _generate_negatives(self, direction: str, qmod: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -273,21 +227,16 @@ class UGACH(EpochTrainer, Hasher):
         for s in range(0, n, c["batch_size"]):
             rows = torch.arange(s, min(n, s + c["batch_size"]), device=self.device)
             pool = self._pool(n)
-            logits = self._exclude_positives(-pairwise_sq_dist(qcodes[rows], cand[pool]) / c["g_temperature"], rows, pool)
-            pick = sample_from_scores(logits, S, self.gen)
+            scores = -pairwise_sq_dist(qcodes[rows], cand[pool]) / c["g_temperature"]
+            pick = sample_from_scores(exclude_positives(scores, self.nbrs[rows], pool), S, self.gen)
             Q.append(rows.repeat_interleave(S))
             P.append(self._positives(rows, S).reshape(-1))
             N.append(pool[pick].reshape(-1))
         return torch.cat(Q), torch.cat(P), torch.cat(N)
 
-    def _pretrain_triplets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        n = self.n_train
-        q = torch.arange(n, device=self.device)
-        neg = (q + torch.randint(1, n, (n,), generator=self.gen, device=self.device)) % n  # never the partner
-        return q, q, neg
-
     # -- losses ------------------------------------------------------------------------------
     def _hinge(self, net, qmod: str, q, pos, neg) -> torch.Tensor:
+        """Triplet hinge ``max(0, margin + ||d_q - d_pos||^2 - ||d_q - d_neg||^2)`` per triplet, ``(T,)``."""
         cmod = OTHER[qmod]
         hq = net.relaxed(qmod, self.X[qmod][q])
         hp = net.relaxed(cmod, self.X[cmod][pos])
@@ -316,9 +265,7 @@ class UGACH(EpochTrainer, Hasher):
         opt = self.opt_pre if own else self.opt_d
         for direction, qmod in DIRECTIONS:
             q, pos, neg = triplets[direction]
-            perm = torch.randperm(len(q), generator=self.gen, device=self.device)
-            for s in range(0, len(q), bs):
-                b = perm[s:s + bs]
+            for b in self._epoch_batches(len(q), bs):
                 if not own:
                     self._set_lr(self.opt_d, c["lr_d"], self.samples_d, bs)
                 with self._autocast():
@@ -329,12 +276,11 @@ class UGACH(EpochTrainer, Hasher):
         return total / max(1, steps)
 
     def _train_g(self, bar) -> float:
+        """One REINFORCE pass of G over the training queries, both directions; G's mean loss."""
         c, n, S, total, steps = self.config, self.n_train, self.config["n_samples"], 0.0, 0
         for direction, qmod in DIRECTIONS:
             cmod = OTHER[qmod]
-            perm = torch.randperm(n, generator=self.gen, device=self.device)
-            for s in range(0, n, c["batch_size"]):
-                rows = perm[s:s + c["batch_size"]]
+            for rows in self._epoch_batches(n, c["batch_size"]):
                 pool = self._pool(n)
                 self._set_lr(self.opt_g, c["lr_g"], self.samples_g)
                 with self._autocast():
@@ -355,6 +301,11 @@ class UGACH(EpochTrainer, Hasher):
     def _nets(self) -> dict:
         return {"D": self.D, "G": self.G}
 
+    def _selection_loss(self, rec: dict) -> float:
+        """``selection: loss``: D's mean hinge loss of an adversarial epoch (epoch 0, the
+        pre-training on random negatives, is not comparable and never chosen by it)."""
+        return rec.get("loss_d", math.nan) if rec["epoch"] > 0 else math.nan
+
     def _checkpoint_extra(self) -> dict:
         return {"opt_d": self.opt_d.state_dict(), "opt_g": self.opt_g.state_dict(), "gen": self.gen.get_state(),
                 "samples_d": self.samples_d, "samples_g": self.samples_g, "prep": self.prep}
@@ -367,20 +318,19 @@ class UGACH(EpochTrainer, Hasher):
         self.prep = ck["prep"]
 
     def _fit(self, train: PairedData, valid, tracker) -> None:
-
         c, dev = self.config, self.device
         self._fit_prep(train)
         self._build()
         self.X = {m: torch.as_tensor(self._apply_prep(m, train.modality(m)), device=dev) for m in ("image", "text")}
         self.n_train = train.n
         graph = correlation_graph(train.image, train.text_dense(), k=min(c["knn_k"], train.n),
-                                  n_image=min(c["n_image_neighbours"], train.n), n_text=min(c["n_text_neighbours"], train.n),
-                                  metric=c["graph_metric"], device=dev, progress=c["progress"], method=c["graph_method"])
+                                  n_image=min(c["n_image_neighbours"], train.n),
+                                  n_text=min(c["n_text_neighbours"], train.n), metric=c["graph_metric"], device=dev,
+                                  progress=c["progress"], method=c["graph_method"])
         self.nbrs = torch.as_tensor(graph.neighbours, device=dev)
         self.nbr_counts = torch.as_tensor(graph.counts, device=dev)
         self.opt_d, self.opt_g = self._optim(self.D, c["lr_d"]), self._optim(self.G, c["lr_g"])
-        self.gen = torch.Generator(device=dev)
-        self.gen.manual_seed(self.seed)
+        self.gen = seeded_generator(self.seed, dev)
         self.samples_d = self.samples_g = 0
         self._valid = valid
         try:
@@ -389,60 +339,18 @@ class UGACH(EpochTrainer, Hasher):
             self._valid = None
         del self.X, self.nbrs, self.nbr_counts
 
-    def _score_d(self) -> float:
-        """Validation score (mean mAP of the directions) of D's codes."""
-        self._code_net = "D"
-        try:
-            return float(self._valid.score(self)["score"])
-        finally:
-            self._code_net = None
-
-    def _pretrain(self) -> dict:
-        """D pre-training on triplets (query, its own partner, a random other item), per direction.
-
-        ``pretrain_negatives``: ``fixed`` draws the negatives once (official: once per 1,000
-        epochs, so fixed in practice), ``resample`` draws them every epoch. ``pretrain_select``
-        keeps the pre-training epoch whose D scores best on the validation split (official: the
-        best by mAP on its test queries) and restores it before the adversarial epochs.
-        """
-        from crossmodal.progress import tqdm
-
-        c = self.config
-        bs = c["pretrain_batch_size"] or c["batch_size"]
-        fixed = {d: self._pretrain_triplets() for d, _ in DIRECTIONS} if c["pretrain_negatives"] == "fixed" else None
-        if c["pretrain_lr"] > 0:
-            self.opt_pre = self._optim(self.D, c["pretrain_lr"])
-        select = c["pretrain_select"] and self._valid is not None
-        best, best_score, best_epoch, rec = None, -math.inf, 0, {"loss_d": float("nan")}
-        with tqdm(total=c["pretrain_epochs"] * math.ceil(self.n_train / bs) * 2, desc="pretrain D", leave=False,
-                  disable=not c["progress"]) as bar:
-            for e in range(1, c["pretrain_epochs"] + 1):
-                rec["loss_d"] = self._train_d(fixed or {d: self._pretrain_triplets() for d, _ in DIRECTIONS}, bar,
-                                              pretrain=True)
-                if select:
-                    score = self._score_d()
-                    if score > best_score:
-                        best_score, best_epoch = score, e
-                        best = {k: v.detach().clone() for k, v in self.D.state_dict().items()}
-        if best is not None:
-            self.D.load_state_dict(best)
-            rec.update(pretrain_best_epoch=best_epoch, pretrain_val_score=best_score)
-        self.opt_pre = None
-        return rec
-
     def _run_epoch(self, epoch: int) -> dict:
         """Epoch 0: D pre-training (:meth:`_pretrain`); then D and G epochs."""
         from crossmodal.progress import tqdm
 
         c = self.config
-        rec = {}
-        disable = not c["progress"]
         if epoch == 0:
             return self._pretrain()
+        rec = {}
         steps_d = math.ceil(self.n_train * c["n_samples"] / c["batch_size"]) * 2
         steps_g = math.ceil(self.n_train / c["batch_size"]) * 2
         with tqdm(total=c["d_epochs"] * steps_d + c["g_epochs"] * steps_g, desc=f"epoch {epoch}", leave=False,
-                  disable=disable) as bar:
+                  disable=not c["progress"]) as bar:
             for _ in range(c["d_epochs"]):
                 trip = {d: self._generate_negatives(d, qm) for d, qm in DIRECTIONS}
                 rec["loss_d"] = self._train_d(trip, bar)
@@ -452,30 +360,23 @@ class UGACH(EpochTrainer, Hasher):
         return rec
 
     # -- encoding / persistence -------------------------------------------------------------------
-    @torch.no_grad()
     def _project(self, modality: str, X: np.ndarray) -> np.ndarray:
+        """Logits ``(N, bits)`` float32 of the code network (D, or G with ``codes_from: generator``),
+        computed in float32 even with ``amp``."""
         which = self._code_net or ("D" if self.config["codes_from"] == "discriminator" else "G")
         net = self.D if which == "D" else self.G
-        net.eval()
-        X = self._apply_prep(modality, X)
-        out = []
-        for s in range(0, len(X), 8192):
-            xb = torch.as_tensor(X[s:s + 8192], device=next(net.parameters()).device)
-            out.append(net.logits(modality, xb).float().cpu().numpy())
-        net.train()
-        return np.concatenate(out) if out else np.zeros((0, self.bits), np.float32)
+        return self._encode_rows(net, X, self.encode_chunk, call=lambda xb: net.logits(modality, xb),
+                                 prep=lambda xb: self._apply_prep(modality, xb), autocast=False)
 
     def _get_state(self) -> dict:
-        state = {f"D.{k}": v.detach().cpu().numpy() for k, v in self.D.state_dict().items()}
-        state.update({f"G.{k}": v.detach().cpu().numpy() for k, v in self.G.state_dict().items()})
+        """``D.*`` / ``G.*``: the networks' weights; ``prep.{modality}_{mean|scale}`` ``(D,) float32``."""
+        state = {**module_arrays("D", self.D), **module_arrays("G", self.G)}
         state.update({f"prep.{k}": v for k, v in self.prep.items()})
         return state
 
     def _set_state(self, state: dict) -> None:
-        if self.config["device"] not in ("auto", "cpu") and not torch.cuda.is_available():
-            self.config["device"] = "auto"  # a model trained on a GPU loads on a CPU-only machine
+        self._load_device()
         self._build()
-        for name, net in (("D", self.D), ("G", self.G)):
-            sd = {k[len(name) + 1:]: torch.as_tensor(v) for k, v in state.items() if k.startswith(name + ".")}
-            net.load_state_dict(sd)
+        load_module_arrays(self.D, "D", state)
+        load_module_arrays(self.G, "G", state)
         self.prep = {k[5:]: v for k, v in state.items() if k.startswith("prep.")}

@@ -59,7 +59,7 @@ def check_codes(codes, bits: int, name: str = "codes") -> np.ndarray:
     return np.ascontiguousarray(c)
 
 
-def _words(packed: np.ndarray) -> np.ndarray:
+def as_words(packed: np.ndarray) -> np.ndarray:
     """View packed codes as uint64 words (zero-padded to a multiple of 8 bytes)."""
     n, w = packed.shape
     pad = (-w) % 8
@@ -77,7 +77,7 @@ def hamming_distance(q, db, chunk_elems: int = 1 << 18) -> np.ndarray:
     """
     q, db = np.asarray(q, dtype=np.uint8), np.asarray(db, dtype=np.uint8)
     dtype = np.uint8 if q.shape[1] * 8 <= 255 else np.uint16
-    qw, dw = _words(q), _words(db)
+    qw, dw = as_words(q), as_words(db)
     out = np.empty((qw.shape[0], dw.shape[0]), dtype=dtype)
     hamming_words_into(qw, dw, out, chunk_elems)
     return out

@@ -20,6 +20,7 @@ import numpy as np
 from crossmodal import __version__
 from crossmodal.errors import DataError
 from crossmodal.retrieval.metrics import CONVENTIONS, evaluate_codes
+from crossmodal.stored import read_json
 
 DIRECTIONS = {"i2t": ("image", "text"), "t2i": ("text", "image"), "i2i": ("image", "image"), "t2t": ("text", "text")}
 LABELS = {"i2t": "I→T", "t2i": "T→I", "i2i": "I→I", "t2t": "T→T"}
@@ -51,10 +52,10 @@ class Report:
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> "Report":
+        d = read_json(path, hint="evaluate the run again")
         try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
             return cls(results=dict(d["results"]), meta=dict(d["meta"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{path}: damaged report ({type(exc).__name__}: {exc})") from None
 
     def metric_names(self) -> list[str]:
@@ -120,6 +121,8 @@ def queries_without_relevant(q_labels: np.ndarray, db_labels: np.ndarray) -> int
     ``q_labels (Nq, C)``, ``db_labels (Ndb, C)`` 0/1."""
     present = np.asarray(db_labels).astype(bool).any(axis=0)  # (C,)
     return int((~(np.asarray(q_labels).astype(bool) & present).any(axis=1)).sum())
+
+
 def eval_device(hasher):
     """Where to rank: the hasher's torch device when it is CUDA (distances, ranking and AP on
     the GPU, same values), else None (NumPy on the CPU)."""
@@ -152,7 +155,7 @@ def check_database_codes(hasher, database_codes: str) -> str:
 def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = "retrieved",
              query_part: str = "query", database_part: str = "database",
              database_codes: str = "per-modality", retrieval: str = "hamming") -> Report:
-    """Evaluate a fitted hasher on a :class:`~crossmodal.data.core.Dataset`'s split.
+    """Evaluate a fitted hasher on a :class:`~crossmodal.data.types.Dataset`'s split.
 
     ``database_codes="unified"`` codes every database pair once from both modalities (both
     cross-modal directions then search the same codes); queries are always coded from their
@@ -166,7 +169,8 @@ def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = 
     if retrieval not in ("hamming", "paper"):
         raise DataError(f"retrieval must be 'hamming' or 'paper', got {retrieval!r}")
     if retrieval == "paper" and not hasattr(hasher, "paper_ranking"):
-        raise DataError(f"{hasher.name} has no retrieval of its own besides the Hamming ranking; use retrieval='hamming'")
+        raise DataError(f"{hasher.name} has no retrieval of its own besides the Hamming ranking; "
+                        "use retrieval='hamming'")
     for d in directions:
         if d not in DIRECTIONS:
             raise DataError(f"unknown direction {d!r}; use {', '.join(DIRECTIONS)}")
@@ -203,10 +207,11 @@ def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = 
 
             if d != "i2i":
                 raise DataError(f"retrieval='paper' ranks image queries against image items (i2i), not {d}")
-            results[d] = evaluate_ranking(hasher.paper_ranking(q.image, db.image), q.labels, db.labels, ks=ks, norm=norm)
+            ranking = hasher.paper_ranking(q.image, db.image)
+            results[d] = evaluate_ranking(ranking, q.labels, db.labels, ks=ks, norm=norm)
             continue
-        results[d] = evaluate_codes(get("q", q, qm), get("db", db, dm), q.labels, db.labels, hasher.bits, ks=ks, norm=norm,
-                                    device=eval_device(hasher), graded_curves=True)
+        results[d] = evaluate_codes(get("q", q, qm), get("db", db, dm), q.labels, db.labels, hasher.bits, ks=ks,
+                                    norm=norm, device=eval_device(hasher), graded_curves=True)
     meta = {
         "method": hasher.name,
         "dataset": dataset.name,

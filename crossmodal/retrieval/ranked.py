@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from crossmodal.errors import DataError
-from crossmodal.retrieval.metrics import relevance
+from crossmodal.retrieval.labels import relevance
 
 RANKED_CONVENTION = ("explicit ranking of database ids, best first; relevant items missing from a truncated "
                      "ranking count as never retrieved (mAP@all divides by all relevant items)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from crossmodal.methods._registry import register_method
 from crossmodal.methods.baselines import itq_rotation
 from crossmodal.methods.params import Param, Range
 from crossmodal.methods.unimodal.base import ImageHasher
@@ -58,12 +59,14 @@ class _PCABase(ImageHasher):
         self.state = dict(state)
 
 
+@register_method
 class PCAH(_PCABase):
     """PCA hashing: sign of the top principal components."""
 
     name = "pcah"
 
 
+@register_method
 class ITQ(_PCABase):
     """Iterative quantization: PCA then the quantisation-error-minimising rotation."""
 
@@ -74,6 +77,7 @@ class ITQ(_PCABase):
     )
 
 
+@register_method
 class SH(ImageHasher):
     """Spectral hashing (uniform-distribution eigenfunctions along the principal directions)."""
 

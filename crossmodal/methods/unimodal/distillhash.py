@@ -58,9 +58,11 @@ import numpy as np
 import torch
 
 from crossmodal.graph import knn
+from crossmodal.methods._registry import register_method
+from crossmodal.methods.losses import code_inner, pairwise_nll, quantization
 from crossmodal.methods.params import Param, Range
-from crossmodal.methods.unimodal.base import (DeepImageHasher, code_inner, deep_params, pairwise_nll,
-                                             quantization)
+from crossmodal.methods.torch_base import seeded_generator
+from crossmodal.methods.unimodal.base import DeepImageHasher, deep_params
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ def sample_pair_distances(X: torch.Tensor, n_pairs: int, gen: torch.Generator) -
     return (1.0 - (Xn[i] * Xn[j]).sum(1)).numpy()
 
 
+@register_method
 class DistillHash(DeepImageHasher):
     """Distilled SSDH pairs + Bayesian pairwise likelihood (unsupervised)."""
 
@@ -112,9 +115,9 @@ class DistillHash(DeepImageHasher):
     def _prepare(self, X: np.ndarray, train) -> None:
         c = self.config
         Xt = torch.as_tensor(X)
-        g = torch.Generator()
-        g.manual_seed(self.seed)
-        self.thr = half_gaussian_thresholds(sample_pair_distances(Xt, int(c["n_threshold_pairs"]), g), c["alpha"], c["beta"])
+        g = seeded_generator(self.seed)
+        d = sample_pair_distances(Xt, int(c["n_threshold_pairs"]), g)
+        self.thr = half_gaussian_thresholds(d, c["alpha"], c["beta"])
         k = min(int(c["n_neighbours"]), train.n - 1)
         nb, _ = knn(X, k=k + 1, metric="cosine", device=self.device)
         self.F = torch.nn.functional.normalize(torch.as_tensor(X, device=self.device), dim=1)

@@ -43,8 +43,10 @@ import copy
 
 import torch
 
+from crossmodal.methods._registry import register_method
+from crossmodal.methods.losses import code_inner, pairwise_nll
 from crossmodal.methods.params import Choice, Param, Range
-from crossmodal.methods.unimodal.base import DeepImageHasher, code_inner, deep_params, pairwise_nll
+from crossmodal.methods.unimodal.base import DeepImageHasher, deep_params
 
 
 def ema_update(target: torch.nn.Module, source: torch.nn.Module, momentum: float) -> None:
@@ -74,6 +76,7 @@ def uncertainty_weights(h: torch.Tensor, h_m: torch.Tensor, gamma: float,
     return pair, bit
 
 
+@register_method
 class DMUH(DeepImageHasher):
     """Supervised (class labels): momentum-network uncertainty weighting of DPSH's pairwise loss."""
 

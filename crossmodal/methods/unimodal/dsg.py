@@ -41,8 +41,10 @@ import math
 import numpy as np
 import torch
 
+from crossmodal.methods._registry import register_method
+from crossmodal.methods.losses import quantization
 from crossmodal.methods.params import Choice, Param, Range
-from crossmodal.methods.unimodal.base import DeepImageHasher, deep_params, quantization
+from crossmodal.methods.unimodal.base import DeepImageHasher, deep_params
 
 
 def smooth_targets(cos: torch.Tensor, tau: float, sigma: float) -> torch.Tensor:
@@ -65,6 +67,7 @@ def priority_weights(g: torch.Tensor, s: torch.Tensor, gamma: float) -> torch.Te
     return (1.0 - q).clamp_min(0.0) ** gamma
 
 
+@register_method
 class DSG(DeepImageHasher):
     """Confidence- and priority-weighted similarity signals, distilled by clustering (unsupervised)."""
 

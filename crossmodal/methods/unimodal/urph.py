@@ -40,8 +40,11 @@ from torch import nn
 
 from crossmodal.errors import DataError
 from crossmodal.graph import knn
+from crossmodal.methods._registry import register_method
+from crossmodal.methods.losses import quantization
 from crossmodal.methods.params import Param, Range
-from crossmodal.methods.unimodal.base import DeepImageHasher, deep_params, quantization
+from crossmodal.methods.torch_base import load_module_arrays, module_arrays
+from crossmodal.methods.unimodal.base import DeepImageHasher, deep_params
 from crossmodal.retrieval.index import HammingIndex
 
 
@@ -54,6 +57,7 @@ def listwise_loss(d_feat: torch.Tensor, d_code: torch.Tensor, tau_f: float, tau_
     return (p * (torch.log(p.clamp_min(1e-12)) - logq)).sum(1).mean()
 
 
+@register_method
 class URPH(DeepImageHasher):
     """Rank-preserving codes (listwise KL to the feature ranking) + a code decoder (unsupervised)."""
 
@@ -75,8 +79,8 @@ class URPH(DeepImageHasher):
     paper_retrieval = ("paper: HNSW graph search over the codes for n_candidates candidates, re-ranked by the "
                        "Euclidean distance to features reconstructed from the codes")
 
-    def _build(self) -> None:
-        super()._build()
+    def _build(self, load_weights: bool = True) -> None:
+        super()._build(load_weights)
         c = self.config
         out = self.dims["image"]
         h = int(c["decoder_hidden"])
@@ -122,17 +126,13 @@ class URPH(DeepImageHasher):
         self.list_gen.set_state(ck["list_gen"])
 
     # -- reconstruction ----------------------------------------------------------------------------
-    @torch.no_grad()
     def reconstruct(self, codes: np.ndarray) -> np.ndarray:
-        """Features (in the model's preprocessed space) decoded from packed codes ``(N, bytes)``."""
+        """Features ``(N, Di) float32`` (in the model's preprocessed space) decoded from packed codes
+        ``(N, ceil(bits/8)) uint8``."""
         from crossmodal.retrieval.codes import unpack
 
-        self.decoder.eval()
-        out = []
-        for s in range(0, len(codes), 8192):
-            b = unpack(codes[s:s + 8192], self.bits).astype(np.float32) * 2.0 - 1.0
-            out.append(self.decoder(torch.as_tensor(b, device=self.device)).float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dims["image"]), np.float32)
+        return self._encode_rows(self.decoder, codes, 8192, width=self.dims["image"],
+                                 prep=lambda c: unpack(c, self.bits).astype(np.float32) * 2.0 - 1.0)
 
     def paper_ranking(self, Xq, Xdb, depth: int | None = None, kind: str = "hnsw") -> np.ndarray:
         """The paper's retrieval: ``(Nq, depth) int64`` positions in ``Xdb``, best first (``-1``
@@ -145,13 +145,12 @@ class URPH(DeepImageHasher):
         return ids.astype(np.int64)
 
     def _get_state(self) -> dict:
-        state = super()._get_state()
-        state.update({f"decoder.{k}": v.detach().cpu().numpy() for k, v in self.decoder.state_dict().items()})
-        return state
+        """The base's ``net.*`` and ``prep.*``, and ``decoder.*``: the decoder's weights."""
+        return {**super()._get_state(), **module_arrays("decoder", self.decoder)}
 
     def _set_state(self, state: dict) -> None:
         super()._set_state(state)
-        self.decoder.load_state_dict({k[8:]: torch.as_tensor(v) for k, v in state.items() if k.startswith("decoder.")})
+        load_module_arrays(self.decoder, "decoder", state)
 
 
 class URPHIndex:

@@ -73,7 +73,6 @@ from common import (ROOT, DATA, DatasetRef, OfficialError, Results, bit_agreemen
 
 RESULTS = ROOT / "experiments" / "results" / "official"
 WORK = Path("/tmp/official-classic")
-README = Path(__file__).resolve().parent / "README.md"
 REPOS = {"cmhr": "github:BMC-SDNU/Cross-Modal-Hashing-Retrieval", "fsh": "github:Lyn-L/FSH"}
 
 FMINCON = """\
@@ -318,11 +317,10 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     results = Results(args.results / "classic.json")
-    readme = README if args.results.resolve() == RESULTS.resolve() else None  # committed table only
     if args.agreement_only:
         record_agreement(results, args.work)
     if args.table_only or args.agreement_only:
-        write_table(results.data, args.results / "classic.md", readme)
+        write_table(results.data, args.results / "classic.md")
         print(f"wrote {args.results / 'classic.md'}")
         return 0
     octave = shutil.which("octave-cli")
@@ -373,7 +371,7 @@ def main(argv=None) -> int:
     except OfficialError as exc:
         return fail(f"official: {exc}")
     record_agreement(results, args.work)
-    write_table(results.data, args.results / "classic.md", readme)
+    write_table(results.data, args.results / "classic.md")
     log(f"wrote {args.results / 'classic.json'} and {args.results / 'classic.md'}")
     return 0
 

@@ -65,7 +65,7 @@ def test_table_is_generated_from_the_json(tmp_path):
     assert ("| cmfh | 16 | per-modality | I→T | 0.2100 ± 0.0100 (n=2) | 0.2100 ± 0.0000 (n=2) | +0.0000 "
             "| 0.2100 ± 0.0050 (n=2) | +0.0000 | 11 / 13 of 16 (0.950 / 0.960) |") in md
     assert "| cmfh | 16 | per-modality | T→I | 0.3000 ± 0.0000 (n=2) | 0.3300 ± 0.0000 (n=2) | **+0.0300** " in md
-    assert "- wiki cmfh 16 bits, per-modality, T→I: port +0.0300" in md
+    assert "- wiki cmfh 16 bits, per-modality, T→I: port +0.0300\n" in md  # both sides constant: no error
     assert ("more than 0.01 mAP: port 1 of 2 rows; port with the released behaviour 0 of 2 rows; "
             "within 0.01 by neither 0.") in md
     assert "- wiki cmfh 128 bits, official: octave: error: eigs" in md

@@ -99,6 +99,16 @@ def table_rows(data: dict) -> tuple[list[str], list[tuple]]:
     return lines, gaps
 
 
+def _in_errors(diff: float, a, b) -> str:
+    """`` (k.k standard errors)``: the difference of two means over seeds in units of its standard
+    error ``sqrt(s_a²/n_a + s_b²/n_b)`` (sample std, ddof 1); empty when both sides are constant or
+    a side has one value."""
+    if len(a) < 2 or len(b) < 2:
+        return ""
+    se = float(np.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b)))
+    return f" ({abs(diff) / se:.1f} standard errors)" if se > 1e-12 else ""
+
+
 def summary(data: dict, gaps: list[tuple]) -> str:
     """One sentence counting the rows past :data:`GAP`: of the port, of the port with the released
     behaviour (among the rows that have it), and rows with a port run where no port variant is
@@ -134,7 +144,10 @@ def write_table(data: dict, path: Path) -> None:
     lines, gaps = table_rows(data)
     tail = [f"Rows whose mean differs from the official mean by more than {GAP} mAP: {summary(data, gaps)}.",
             ""]
-    tail += [f"- {ds} {m} {b} bits, {conv}, {ARROWS[d]}: {v} {diff:+.4f}" for ds, m, b, conv, d, v, diff in gaps]
+    cells = _cells(data.get("entries", []))
+    tail += [f"- {ds} {m} {b} bits, {conv}, {ARROWS[d]}: {v} {diff:+.4f}"
+             + _in_errors(diff, cells[(ds, m, b, conv, d, "official")], cells[(ds, m, b, conv, d, v)])
+             for ds, m, b, conv, d, v, diff in gaps]
     failed = sorted({(e["dataset"], e["method"], e["bits"], e["variant"], e["error"])
                      for e in data.get("entries", []) if e.get("error")})
     if failed:

@@ -74,7 +74,7 @@ def test_cvh_released_eigenproblem_is_the_released_codes(rng):
     """eigenproblem=released: the ``bits`` largest eigenpairs of Cxy Cyy Cxyᵀ a = λ Cxx a on un-centred
     data with an absolute ridge, Wy = Cyy⁻¹ Cxyᵀ Wx Λ^-1/2, no centring; a column with λ <= 0 codes
     every text as 0 (MATLAB's comparison of its imaginary projection)."""
-    from crossmodal.data.core import PairedData
+    from crossmodal.data import PairedData
 
     X, Y = _paired(rng, n=50, dx=6, dy=3)
     X, Y = X + 2.0, Y - 1.0                      # un-centred: the released code does not centre

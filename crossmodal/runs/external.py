@@ -99,8 +99,7 @@ def import_codes(files: dict[tuple[str, str], str], dataset: str, bits: int, nam
     hash is that of a port trained with the same value); only the query and database parts are
     read, and they do not depend on it.
     """
-    from crossmodal.data import get_dataset
-    from crossmodal.data import data_fingerprint
+    from crossmodal.data import data_fingerprint, get_dataset
 
     bits = check_bits(bits)
     if not files:

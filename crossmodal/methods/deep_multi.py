@@ -87,6 +87,21 @@ class MultiNetHasher(DeepCrossModalHasher):
         for n in names:
             self.opts[n].step()
 
+    def _checkpoint_extra(self) -> dict:
+        """The base's resume state plus torch's global RNG (the dropout of these methods' networks)."""
+        extra = super()._checkpoint_extra()
+        extra["torch_rng"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            extra["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return extra
+
+    def _restore_extra(self, ck: dict) -> None:
+        super()._restore_extra(ck)
+        if "torch_rng" in ck:
+            torch.set_rng_state(ck["torch_rng"])
+        if "cuda_rng" in ck and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ck["cuda_rng"], self.device)
+
     def _get_state(self) -> dict:
         """``{module}.{weight name}`` for every module of ``self.towers``; ``prep.{modality}.{key}``."""
         state = {k: v for name, m in self.towers.items() for k, v in module_arrays(name, m).items()}

@@ -184,6 +184,13 @@ class CIRH(MultiNetHasher):
         fit = F.mse_loss(hi, codes) + F.mse_loss(ht, codes) + F.mse_loss(hi, ht)
         return fit + self.config["hashfunc_sim_weight"] * similarity_mse(((hi, ht), (hi, hi), (ht, ht)), s)
 
+    def hashfunc_block(self, idx: torch.Tensor, start: int) -> torch.Tensor:
+        """The S block ``(B, B)`` of the hash-function pass for the batch ``idx (B,)`` that starts at
+        position ``start`` of the epoch: of those pairs, or (``released``) of rows ``start..start+B``."""
+        if self.config["hashfunc_similarity"] == "released":
+            idx = torch.arange(start, start + len(idx), device=self.device)
+        return self.S[idx][:, idx]
+
     def _run_epoch(self, epoch: int) -> dict:
         self.epoch = epoch
         self.towers.train()
@@ -200,13 +207,8 @@ class CIRH(MultiNetHasher):
         h_sum, start = 0.0, 0
         for idx, b in zip(batches, codes):
             idx = idx.to(self.device)
-            if self.config["hashfunc_similarity"] == "released":
-                pos = torch.arange(start, start + len(idx), device=self.device)
-                s = self.S[pos][:, pos]
-            else:
-                s = self.S[idx][:, idx]
+            loss = self.hashfunc_loss(idx, b, self.hashfunc_block(idx, start))
             start += len(idx)
-            loss = self.hashfunc_loss(idx, b, s)
             self._step(loss, MODALITIES)
             h_sum += float(loss.detach()) * len(idx)
         n = max(sum(len(b) for b in batches), 1)

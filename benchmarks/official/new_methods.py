@@ -29,7 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DATA, ROOT, DatasetRef, OfficialError, Results, export_mat, git_commit, score_codes, train_port
+from common import (DATA, ROOT, DatasetRef, OfficialError, Results, export_mat, figures, git_commit, score_codes,
+                    train_port)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = ROOT / "experiments" / "results" / "official" / "new_methods.json"
@@ -54,7 +55,10 @@ def refs(data: Path) -> dict[str, DatasetRef]:
 
 
 def run_released(method: str, code: Path, data: Path, bits: int, seed: int, epochs: int, out: Path) -> float:
-    """Run the harness of ``method``; returns its seconds. A failure is an :class:`OfficialError`."""
+    """Run the harness of ``method``; returns its seconds (0 when ``out`` already holds every code
+    file of an earlier run of the same settings). A failure is an :class:`OfficialError`."""
+    if (out / "done").is_file():
+        return float((out / "done").read_text())
     cmd = [sys.executable, str(HERE / f"{method}_released.py"), "--code", str(code), "--data", str(data),
            "--bits", str(bits), "--seed", str(seed), "--epochs", str(epochs), "--out", str(out)]
     t0 = time.perf_counter()
@@ -62,11 +66,28 @@ def run_released(method: str, code: Path, data: Path, bits: int, seed: int, epoc
     if proc.returncode != 0:
         last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
         raise OfficialError(f"{method} released code failed: {last}")
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    (out / "done").write_text(f"{seconds:.1f}")
+    return seconds
 
 
 def codes_files(out: Path, prefix: str) -> dict[str, Path]:
-    return {f"{part}_{m}": out / f"{prefix}_{part}_{m}.npy" for part in ("query", "database") for m in ("image", "text")}
+    """``{part_modality: OUT/PREFIX_part_modality.npy}`` for the query / database image / text codes."""
+    return {f"{part}_{m}": out / f"{prefix}_{part}_{m}.npy"
+            for part in ("query", "database") for m in ("image", "text")}
+
+
+def record_run(results: Results, run: Path) -> None:
+    """Put a finished ``crossmodal train`` run into ``results``: variant ``run:LABEL``, its config,
+    model selection and figures (from its run.json and report.json)."""
+    from crossmodal.stored import read_json
+
+    spec, report = read_json(run / "run.json"), read_json(run / "report.json")
+    figs = figures(run / "report.json")
+    results.put({"method": spec["method"], "dataset": spec["dataset"]["display_name"], "bits": spec["bits"],
+                 "seed": spec["seed"], "variant": f"run:{spec['label']}", "config": spec["config"],
+                 "model_selection": report["meta"].get("model_selection"), "split_hash": spec["split_hash"],
+                 "figures": {figs["meta"]["database_codes"]: figs}})
 
 
 def main() -> None:
@@ -76,9 +97,12 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=list(REPOS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--bits", nargs="+", type=int, default=[32])
+    ap.add_argument("--variants", nargs="+", default=None, help="only these variants (default: all)")
     ap.add_argument("--data", default=str(DATA), help="the shared data folder (wiki/, uci-handwritten/)")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--results", default=str(RESULTS), help="results file (parallel grids: one file each)")
+    ap.add_argument("--record-runs", nargs="+", default=None, metavar="RUN",
+                    help="only record these finished run folders (crossmodal train) as variant `run:LABEL`")
     ap.add_argument("--merge", nargs="+", default=None, metavar="FILE",
                     help="only merge these results files into --results and write its table")
     args = ap.parse_args()
@@ -86,6 +110,11 @@ def main() -> None:
     from new_methods_table import write_table
 
     results = Results(Path(args.results))
+    if args.record_runs:
+        for run in map(Path, args.record_runs):
+            record_run(results, run)
+        write_table(results.data, Path(args.results).with_suffix(".md"))
+        return
     if args.merge:
         for path in args.merge:
             other = Results(Path(path))
@@ -118,7 +147,8 @@ def main() -> None:
             for bits in args.bits:
                 for seed in args.seeds:
                     key = {"method": method, "dataset": ds, "bits": bits, "seed": seed}
-                    if not results.get(**key, variant="official"):
+                    wanted = (lambda v: args.variants is None or v in args.variants)
+                    if wanted("official") and not results.get(**key, variant="official"):
                         out = work / f"{method}-{ds}-{bits}-{seed}"
                         try:
                             secs = run_released(method, Path(args.released) / REPOS[method][0], data, bits, seed,
@@ -133,7 +163,7 @@ def main() -> None:
                             results.put({**key, "variant": "official", "epochs": epochs, "error": str(exc),
                                          "figures": {}})
                     for variant, over in PORT_VARIANTS[method].items():
-                        if results.get(**key, variant=variant):
+                        if not wanted(variant) or results.get(**key, variant=variant):
                             continue
                         over = {"epochs": epochs, "progress": "false", **over}
                         try:

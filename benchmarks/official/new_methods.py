@@ -22,6 +22,7 @@ cores); both sides always train the same number of epochs.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -84,9 +85,16 @@ def record_run(results: Results, run: Path) -> None:
 
     spec, report = read_json(run / "run.json"), read_json(run / "report.json")
     figs = figures(run / "report.json")
+    val = None
+    if (run / "metrics.jsonl").is_file():
+        for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+            rec = json.loads(line)
+            if rec.get("event") == "selected":
+                val = rec.get("val_score")
     results.put({"method": spec["method"], "dataset": spec["dataset"]["display_name"], "bits": spec["bits"],
                  "seed": spec["seed"], "variant": f"run:{spec['label']}", "config": spec["config"],
-                 "model_selection": report["meta"].get("model_selection"), "split_hash": spec["split_hash"],
+                 "model_selection": report["meta"].get("model_selection"), "validation_score": val,
+                 "split_hash": spec["split_hash"],
                  "figures": {figs["meta"]["database_codes"]: figs}})
 
 

@@ -76,14 +76,15 @@ def run_lines(data: dict) -> list[str]:
         return []
     lines = ["## Recorded training runs (crossmodal train, default validation split)", "",
              "| dataset | run | bits | seed | I→T mAP@all | T→I mAP@all | I→T mAP@100 | T→I mAP@100 "
-             "| model selection |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| validation score | model selection |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for e in runs:
         f = e["figures"].get("per-modality", {})
         cells = [f"{f[d][m]:.4f}" if d in f else "—" for m in ("mAP@all", "mAP@100") for d in ARROWS]
         sel = (e.get("model_selection") or "").split(";")[0]
+        val = "—" if e.get("validation_score") is None else f"{e['validation_score']:.4f}"
         lines.append(f"| {e['dataset']} | {e['variant'][4:]} | {e['bits']} | {e['seed']} | " + " | ".join(cells)
-                     + f" | {sel} |")
+                     + f" | {val} | {sel} |")
     return lines + [""]
 
 

@@ -45,6 +45,7 @@ from crossmodal.methods.deep import MODALITIES
 from crossmodal.methods.deep_multi import FEATURES_PARAMS, MultiNetHasher, replace_params
 from crossmodal.methods.losses import cosine
 from crossmodal.methods.params import Choice, Param, Range
+from crossmodal.methods.torch_base import OPTIMIZERS
 
 F = nn.functional
 
@@ -121,7 +122,7 @@ class CIRH(MultiNetHasher):
         FEATURES_PARAMS,
         Param("epochs", 60, int, Range(1, None), "training epochs (graph network, then hash functions)"),
         Param("batch_size", 512, int, Range(2, None), "training pairs per mini-batch"),
-        Param("optimizer", "adam", str, Choice("sgd", "adam", "adamw"), "optimiser of every network"),
+        Param("optimizer", "adam", str, Choice(*OPTIMIZERS), "optimiser of every network"),
         Param("lr", 1e-4, float, Range(0, None, low_open=True), "learning rate of the image hash function"),
         Param("weight_decay", 0.0, float, Range(0, None), "L2 weight decay of every network"),
         Param("dropout", 0.3, float, Range(0, 1, high_open=True), "dropout of the hash functions"),

@@ -53,6 +53,7 @@ from crossmodal.methods._registry import register_method
 from crossmodal.methods.deep import MODALITIES
 from crossmodal.methods.deep_multi import FEATURES_PARAMS, MultiNetHasher, replace_params
 from crossmodal.methods.params import Choice, Param, Range
+from crossmodal.methods.torch_base import OPTIMIZERS
 from crossmodal.nets import MLPTower
 
 
@@ -91,7 +92,7 @@ class UCMFH(MultiNetHasher):
         FEATURES_PARAMS,
         Param("epochs", 100, int, Range(1, None), "training epochs"),
         Param("batch_size", 128, int, Range(2, None), "training pairs per mini-batch"),
-        Param("optimizer", "adam", str, Choice("sgd", "adam", "adamw"), "optimiser of every module"),
+        Param("optimizer", "adam", str, Choice(*OPTIMIZERS), "optimiser of every module"),
         Param("lr", 1e-3, float, Range(0, None, low_open=True), "learning rate of the hash MLPs"),
         Param("weight_decay", 0.0, float, Range(0, None), "L2 weight decay of every module"),
         Param("dropout", 0.3, float, Range(0, 1, high_open=True), "dropout of the hash MLPs"),

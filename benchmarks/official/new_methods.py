@@ -94,7 +94,7 @@ def record_run(results: Results, run: Path) -> None:
     results.put({"method": spec["method"], "dataset": spec["dataset"]["display_name"], "bits": spec["bits"],
                  "seed": spec["seed"], "variant": f"run:{spec['label']}", "config": spec["config"],
                  "model_selection": report["meta"].get("model_selection"), "validation_score": val,
-                 "split_hash": spec["split_hash"],
+                 "split_hash": spec["split_hash"], "commit": spec.get("environment", {}).get("commit"),
                  "figures": {figs["meta"]["database_codes"]: figs}})
 
 
@@ -129,6 +129,9 @@ def main() -> None:
             for k, v in other.data["about"].items():
                 if isinstance(v, dict):
                     results.data["about"].setdefault(k, {}).update(v)
+                elif k == "crossmodal_commit":  # the grids ran at different commits: keep each
+                    seen = [c for c in results.data["about"].get(k, "").split(", ") if c]
+                    results.data["about"][k] = ", ".join(seen + [v] * bool(v and v not in seen))
                 else:
                     results.data["about"][k] = v
             for entry in other.data["entries"]:

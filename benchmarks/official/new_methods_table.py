@@ -84,15 +84,15 @@ def run_lines(data: dict) -> list[str]:
     if not runs:
         return []
     lines = [("| dataset | run | bits | seed | I→T mAP@all | T→I mAP@all | I→T mAP@100 | T→I mAP@100 "
-             "| validation score | model selection |"),
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| validation score | model selection | commit |"),
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for e in runs:
         f = e["figures"].get("per-modality", {})
         cells = [f"{f[d][m]:.4f}" if d in f else "—" for m in ("mAP@all", "mAP@100") for d in ARROWS]
         sel = (e.get("model_selection") or "").split(";")[0]
         val = "—" if e.get("validation_score") is None else f"{e['validation_score']:.4f}"
         lines.append(f"| {e['dataset']} | {e['variant'][4:]} | {e['bits']} | {e['seed']} | " + " | ".join(cells)
-                     + f" | {val} | {sel} |")
+                     + f" | {val} | {sel} | {e.get('commit') or '—'} |")
     return lines + [""]
 
 
@@ -115,7 +115,7 @@ def write_table(data: dict, path: Path) -> None:
         code = about.get("code", {}).get(method)
         if code:
             head.append(f"- {method}: `{code['repo']}` at commit `{code['commit']}`")
-    head += [f"- crossmodal commit `{about.get('crossmodal_commit')}`", ""]
+    head += [f"- crossmodal commit(s) of the grids: `{about.get('crossmodal_commit')}`", ""]
     lines, gaps = table_lines(data, "mAP@all")
     lines100, _ = table_lines(data, "mAP@100")
     tail = [f"Rows whose like-for-like difference exceeds {GAP} mAP@all ({len(gaps)}):", ""]

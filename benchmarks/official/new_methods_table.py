@@ -78,17 +78,23 @@ def table_lines(data: dict, metric: str = "mAP@all", methods=ORDER) -> tuple[lis
 
 
 def run_lines(data: dict) -> list[str]:
-    """Markdown table of the recorded training runs (variant ``run:LABEL``): mAP@all and mAP@100."""
+    """Markdown table of the recorded training runs (variant ``run:LABEL``): mAP@all, its difference
+    to the LSH run of the same dataset, bits and seed (when recorded), and mAP@100."""
     runs = sorted((e for e in data.get("entries", []) if e["variant"].startswith("run:")),
                   key=lambda e: (e["dataset"], e["bits"], e["variant"], e["seed"]))
     if not runs:
         return []
-    lines = [("| dataset | run | bits | seed | I→T mAP@all | T→I mAP@all | I→T mAP@100 | T→I mAP@100 "
-             "| validation score | model selection | commit |"),
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    lsh = {(e["dataset"], e["bits"], e["seed"]): e["figures"].get("per-modality", {})
+           for e in runs if e["method"] == "lsh"}
+    lines = [("| dataset | run | bits | seed | I→T mAP@all | T→I mAP@all | I→T − LSH | T→I − LSH "
+              "| I→T mAP@100 | T→I mAP@100 | validation score | model selection | commit |"),
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for e in runs:
         f = e["figures"].get("per-modality", {})
-        cells = [f"{f[d][m]:.4f}" if d in f else "—" for m in ("mAP@all", "mAP@100") for d in ARROWS]
+        base = lsh.get((e["dataset"], e["bits"], e["seed"]), {}) if e["method"] != "lsh" else {}
+        cells = [f"{f[d]['mAP@all']:.4f}" if d in f else "—" for d in ARROWS]
+        cells += [f"{f[d]['mAP@all'] - base[d]['mAP@all']:+.4f}" if d in f and d in base else "—" for d in ARROWS]
+        cells += [f"{f[d]['mAP@100']:.4f}" if d in f else "—" for d in ARROWS]
         sel = (e.get("model_selection") or "").split(";")[0]
         val = "—" if e.get("validation_score") is None else f"{e['validation_score']:.4f}"
         lines.append(f"| {e['dataset']} | {e['variant'][4:]} | {e['bits']} | {e['seed']} | " + " | ".join(cells)

@@ -127,7 +127,13 @@ def main() -> None:
         for path in args.merge:
             other = Results(Path(path))
             for k, v in other.data["about"].items():
-                if isinstance(v, dict):
+                if k == "datasets":  # toy's split moves with the seed: one export (and hash) per seed
+                    mine = results.data["about"].setdefault(k, {})
+                    for ds, info in v.items():
+                        seen = [h for h in mine.get(ds, {}).get("split_hash", "").split(", ") if h]
+                        new = [info["split_hash"]] * (info["split_hash"] not in seen)
+                        mine[ds] = {**info, "split_hash": ", ".join(seen + new)}
+                elif isinstance(v, dict):
                     results.data["about"].setdefault(k, {}).update(v)
                 elif k == "crossmodal_commit":  # the grids ran at different commits: keep each
                     seen = [c for c in results.data["about"].get(k, "").split(", ") if c]

@@ -219,3 +219,37 @@ def test_daeh_end_to_end_save_load_same_codes(tmp_path):
         assert torch.equal(v, before[k])
     # the teacher's backbone trained, the frozen copy did not
     assert any(not torch.equal(v, before[k]) for k, v in h.towers["image"].backbone.state_dict().items())
+
+
+def _entry(method, variant, i2t, t2i, seed=0, dataset="toy"):
+    figs = {"i2t": {"mAP@all": i2t, "mAP@100": i2t}, "t2i": {"mAP@all": t2i, "mAP@100": t2i}}
+    return {"method": method, "dataset": dataset, "bits": 32, "seed": seed, "variant": variant,
+            "figures": {"per-modality": figs}}
+
+
+def test_released_code_table_compares_like_for_like_and_runs_against_lsh(tmp_path, monkeypatch):
+    """benchmarks/official/new_methods_table.py: UCMFH's gap is port-paired - official-permodality
+    (not port - official), CIRH's port-released - official; the runs table subtracts LSH of the same
+    seed; the three files are written."""
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks" / "official"))
+    sys.modules.pop("new_methods_table", None)
+    from new_methods_table import write_table
+
+    data = {"about": {}, "entries": [
+        _entry("ucmfh", "official", 0.9, 0.9), _entry("ucmfh", "port", 0.5, 0.5),
+        _entry("ucmfh", "official-permodality", 0.30, 0.30), _entry("ucmfh", "port-paired", 0.32, 0.305),
+        _entry("cirh", "official", 0.20, 0.20), _entry("cirh", "port", 0.90, 0.90),
+        _entry("cirh", "port-released", 0.20, 0.25),
+        _entry("lsh", "run:lsh", 0.20, 0.19), _entry("daeh", "run:daeh", 0.43, 0.44)]}
+    write_table(data, tmp_path / "t.md")
+    text = (tmp_path / "t.md").read_text(encoding="utf-8")
+    assert "- toy ucmfh 32 bits I→T, port-paired − official-permodality: +0.0200" in text
+    assert "T→I, port-paired" not in text  # +0.005 is under the 0.01 gap
+    assert "- toy cirh 32 bits T→I, port-released − official: +0.0500" in text
+    assert "I→T, port-released" not in text
+    assert "cirh" not in (tmp_path / "t_ucmfh.md").read_text(encoding="utf-8")
+    runs = (tmp_path / "t_runs.md").read_text(encoding="utf-8")
+    assert "| toy | daeh | 32 | 0 | 0.4300 | 0.4400 | +0.2300 | +0.2500 |" in runs

@@ -105,6 +105,9 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=list(REPOS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--bits", nargs="+", type=int, default=[32])
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="every method trains this many epochs on both sides (default: EPOCHS); give it its own "
+                         "--results and --work, since an entry's key does not hold its epochs")
     ap.add_argument("--variants", nargs="+", default=None, help="only these variants (default: all)")
     ap.add_argument("--data", default=str(DATA), help="the shared data folder (wiki/, uci-handwritten/)")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
@@ -147,7 +150,8 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="new-methods-"))
     about = results.data["about"]
     about["crossmodal_commit"] = git_commit(ROOT)
-    about["epochs"] = {f"{m}/{d}": e for (m, d), e in EPOCHS.items()}
+    epochs_of = {key: args.epochs or e for key, e in EPOCHS.items()}
+    about["epochs"] = {f"{m}/{d}": e for (m, d), e in epochs_of.items()}
     about.setdefault("code", {})
     about.setdefault("datasets", {})
     for method in args.methods:
@@ -160,7 +164,7 @@ def main() -> None:
         about["datasets"][ds] = export_mat(ref, data, seeds=tuple(args.seeds))
         results.save()
         for method in args.methods:
-            epochs = EPOCHS[(method, ds)]
+            epochs = epochs_of[(method, ds)]
             for bits in args.bits:
                 for seed in args.seeds:
                     key = {"method": method, "dataset": ds, "bits": bits, "seed": seed}

@@ -168,6 +168,7 @@ def main() -> None:
             for bits in args.bits:
                 for seed in args.seeds:
                     key = {"method": method, "dataset": ds, "bits": bits, "seed": seed}
+                    stamp = {**key, "commit": about["crossmodal_commit"]}  # the commit that made the entry
                     wanted = (lambda v: args.variants is None or v in args.variants)
                     if wanted("official") and not results.get(**key, variant="official"):
                         out = work / f"{method}-{ds}-{bits}-{seed}"
@@ -178,10 +179,10 @@ def main() -> None:
                                 variant = "official" if prefix == "released" else f"official-{prefix}"
                                 figs, run = score_codes(ref, bits, seed, f"{method}-{variant}",
                                                         codes_files(out, prefix), work / "runs")
-                                results.put({**key, "variant": variant, "epochs": epochs, "seconds": round(secs, 1),
+                                results.put({**stamp, "variant": variant, "epochs": epochs, "seconds": round(secs, 1),
                                              "figures": figs})
                         except OfficialError as exc:
-                            results.put({**key, "variant": "official", "epochs": epochs, "error": str(exc),
+                            results.put({**stamp, "variant": "official", "epochs": epochs, "error": str(exc),
                                          "figures": {}})
                     for variant, over in PORT_VARIANTS[method].items():
                         if not wanted(variant) or results.get(**key, variant=variant):
@@ -190,10 +191,10 @@ def main() -> None:
                         try:
                             figs, run, secs = train_port(ref, method, bits, seed, over, f"{method}-{variant}",
                                                          work / "runs", unified=False)
-                            results.put({**key, "variant": variant, "epochs": epochs, "seconds": round(secs, 1),
+                            results.put({**stamp, "variant": variant, "epochs": epochs, "seconds": round(secs, 1),
                                          "overrides": over, "figures": figs})
                         except OfficialError as exc:
-                            results.put({**key, "variant": variant, "epochs": epochs, "error": str(exc),
+                            results.put({**stamp, "variant": variant, "epochs": epochs, "error": str(exc),
                                          "figures": {}})
                     print(f"{method} {ds} {bits} bits seed {seed}: done", flush=True)
     write_table(results.data, Path(args.results).with_suffix(".md"))

@@ -9,7 +9,7 @@ UCMFH rows alone) and ``new_methods_runs.md`` (the recorded ``crossmodal train``
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +121,11 @@ def write_table(data: dict, path: Path) -> None:
         code = about.get("code", {}).get(method)
         if code:
             head.append(f"- {method}: `{code['repo']}` at commit `{code['commit']}`")
-    head += [f"- crossmodal commit(s) of the grids: `{about.get('crossmodal_commit')}`", ""]
+    made = Counter(e.get("commit") for e in data.get("entries", []) if not e["variant"].startswith("run:"))
+    head += [f"- crossmodal commit of {n} entries: `{c[:7]}`" for c, n in sorted(made.items(), key=str) if c]
+    if made.get(None):
+        head.append(f"- {made[None]} entries from before entries recorded their commit (the page says which)")
+    head.append("")
     lines, gaps = table_lines(data, "mAP@all")
     lines100, _ = table_lines(data, "mAP@100")
     tail = [f"Rows whose like-for-like difference exceeds {GAP} mAP@all ({len(gaps)}):", ""]
@@ -131,7 +135,11 @@ def write_table(data: dict, path: Path) -> None:
     if failed:
         tail += ["", "Runs that failed:", ""] + [f"- {ds} {m} {b} bits seed {s}, {v}: {err}"
                                                  for ds, m, b, s, v, err in failed]
-    text = "\n".join(head + ["## mAP@all", ""] + lines + ["## mAP@100", ""] + lines100 + tail) + "\n"
+    def section(name, body):  # pymdownx.snippets sections: the docs include a part by name
+        return [f"<!-- --8<-- [start:{name}] -->", *body, f"<!-- --8<-- [end:{name}] -->", ""]
+
+    text = "\n".join(head[:2] + section("about", head[2:]) + section("map-all", ["## mAP@all", ""] + lines)
+                     + section("map-100", ["## mAP@100", ""] + lines100) + section("gaps", tail)) + "\n"
     ucmfh = "\n".join(table_lines(data, "mAP@all", ("ucmfh",))[0]) + "\n"
     runs = "\n".join(run_lines(data) or ["No recorded runs."]) + "\n"
     path = Path(path)

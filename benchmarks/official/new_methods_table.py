@@ -55,7 +55,7 @@ def table_lines(data: dict, metric: str = "mAP@all", methods=ORDER) -> tuple[lis
     for ds in [d for d in DATASETS if any(k[0] == d for k in cells)]:
         info = about.get("datasets", {}).get(ds, {})
         seeds = sorted({e["seed"] for e in entries if e["dataset"] == ds})
-        lines += [(f"### {ds}: {info.get('n_train', '?')} training pairs, {info.get('n_query', '?')} queries, "
+        lines += [(f"#### {ds}: {info.get('n_train', '?')} training pairs, {info.get('n_query', '?')} queries, "
                   f"{info.get('n_database', '?')} database items (split {info.get('split_hash', '?')}); "
                   f"{metric}, mean ± std over seeds {', '.join(map(str, seeds))}"), "",
                   "| method | bits | epochs | direction | " + " | ".join(VARIANTS) + " | like for like |",
@@ -138,8 +138,8 @@ def write_table(data: dict, path: Path) -> None:
     def section(name, body):  # pymdownx.snippets sections: the docs include a part by name
         return [f"<!-- --8<-- [start:{name}] -->", *body, f"<!-- --8<-- [end:{name}] -->", ""]
 
-    text = "\n".join(head[:2] + section("about", head[2:]) + section("map-all", ["## mAP@all", ""] + lines)
-                     + section("map-100", ["## mAP@100", ""] + lines100) + section("gaps", tail)) + "\n"
+    text = "\n".join(head[:2] + section("about", head[2:]) + section("map-all", ["### mAP@all", ""] + lines)
+                     + section("map-100", ["### mAP@100", ""] + lines100) + section("gaps", tail)) + "\n"
     ucmfh = "\n".join(table_lines(data, "mAP@all", ("ucmfh",))[0]) + "\n"
     runs = "\n".join(run_lines(data) or ["No recorded runs."]) + "\n"
     path = Path(path)

@@ -8,6 +8,7 @@ from scipy import linalg
 
 from crossmodal.errors import ConfigError, DataError
 from crossmodal.methods import get_method
+from crossmodal.retrieval.codes import unpack
 from crossmodal.retrieval.evaluate import evaluate
 
 
@@ -69,6 +70,33 @@ def test_cvh_fit_solves_the_generalised_eigenproblem(rng, toy_small):
     assert np.allclose(h.state["eigenvalues"], linalg.eigvalsh(M, C)[:8], atol=1e-8)
 
 
+def test_cvh_released_eigenproblem_is_the_released_codes(rng):
+    """eigenproblem=released: the ``bits`` largest eigenpairs of Cxy Cyy Cxyᵀ a = λ Cxx a on un-centred
+    data with an absolute ridge, Wy = Cyy⁻¹ Cxyᵀ Wx Λ^-1/2, no centring; a column with λ <= 0 codes
+    every text as 0 (MATLAB's comparison of its imaginary projection)."""
+    from crossmodal.data import PairedData
+
+    X, Y = _paired(rng, n=50, dx=6, dy=3)
+    X, Y = X + 2.0, Y - 1.0                      # un-centred: the released code does not centre
+    h = get_method("cvh")(5, eigenproblem="released", reg=1e-3).fit(
+        PairedData(image=X.astype(np.float32), text=Y.astype(np.float32), labels=None))
+    X, Y = X.astype(np.float32).astype(np.float64), Y.astype(np.float32).astype(np.float64)
+    Cxx, Cyy, Cxy = X.T @ X + 1e-3 * np.eye(6), Y.T @ Y + 1e-3 * np.eye(3), X.T @ Y
+    A = Cxy @ Cyy @ Cxy.T                        # Cyy not inverted, as CVHtrainCCA.m
+    Wx, Wy, lam = h.state["image_W"], h.state["text_W"], h.state["eigenvalues"]
+    assert np.allclose(A @ Wx, Cxx @ Wx * lam, atol=1e-8 * np.abs(A).max())
+    assert np.allclose(lam, linalg.eigvalsh(A, Cxx)[::-1][:5], rtol=1e-8, atol=1e-8 * lam[0])
+    pos = lam > 0
+    assert pos[:3].all()                          # rank 3 (the text dimension): 3 real directions
+    np.testing.assert_allclose(Wy[:, pos], np.linalg.solve(Cyy, Cxy.T @ Wx[:, pos]) / np.sqrt(lam[pos]))
+    assert not np.any(h.state["image_mean"]) and not np.any(h.state["text_mean"])
+    h.state["eigenvalues"] = np.array([*lam[:4], -1e-12])
+    bits = unpack(h.encode_text(Y.astype(np.float32)), 5)
+    assert not bits[:, 4].any() and bits[:, :3].any()
+    # the default (paper) is unchanged: centred joint eigenproblem
+    assert get_method("cvh")(5).config["eigenproblem"] == "paper"
+
+
 def test_cvh_refuses_more_bits_than_directions(toy_small):
     with pytest.raises(ConfigError, match="at most"):
         get_method("cvh")(1024).fit(toy_small.part("train"))
@@ -117,6 +145,30 @@ def test_imh_fit_takes_the_smallest_eigenvectors(toy_small):
     # median thresholds: every bit is balanced on the training set
     bits = h.project("image", tr.image) >= 0
     assert np.all(np.abs(bits.mean(0) - 0.5) <= 1 / len(tr.image) + 1e-12)
+
+
+def test_imh_released_options_raw_features_and_batch_medians(toy_small):
+    """centre=false trains on the raw features (the BMC-SDNU IMH_learn.m); threshold=batch codes each
+    batch at its own per-bit medians with '>' (IMH_compress.m): any batch of even size gets exactly
+    half ones per bit, and a subset is coded differently from inside the whole."""
+    from crossmodal.methods.imh import imh_matrices, laplacian
+
+    tr, q = toy_small.part("train"), toy_small.part("query")
+    h = get_method("imh")(6, n_neighbours=5, centre=False, skip_first=False, threshold="batch").fit(tr)
+    assert not np.any(h.state["image_mean"]) and not np.any(h.state["text_mean"])
+    X1, X2 = tr.image.astype(np.float64), tr.text_dense().astype(np.float64)
+    c = h.config
+    C, _ = imh_matrices(X1, X2, laplacian(X1, 5), laplacian(X2, 5), c["beta"], c["intra_weight"], c["inter_weight"])
+    assert np.allclose(h.state["eigenvalues"], np.linalg.eigvalsh(C)[:6], rtol=1e-6, atol=1e-9)
+    n = len(q.image) // 2 * 2
+    bits = unpack(h.encode_image(q.image[:n]), 6)
+    np.testing.assert_array_equal(bits.sum(0), np.full(6, n // 2))
+    raw = q.image[:n].astype(np.float64) @ h.state["image_W"]
+    np.testing.assert_array_equal(bits, raw > np.median(raw, axis=0))
+    half = unpack(h.encode_image(q.image[: n // 2]), 6)
+    assert np.any(half != bits[: n // 2])               # the median moves with the batch
+    d = get_method("imh")(6).config                      # defaults unchanged
+    assert (d["centre"], d["skip_first"], d["threshold"]) == (True, True, "train")
 
 
 # -- FSH ------------------------------------------------------------------------------------

@@ -52,6 +52,56 @@ def test_cmfh_fit_history_is_monotone(rng):
     assert len(obj) == 30 and np.all(np.diff(obj) <= 1e-9 * obj[:-1])
 
 
+def test_cmfh_released_updates_minimise_the_released_objective_blockwise(rng):
+    """updates=released (BMC-SDNU CMFH_learn.m): its U and V steps are the least-squares minimisers
+    of O_rel = Σ_t α_t (‖X_t - V U_t‖² + μ ‖V - X_t P_t‖² + γ ‖U_t‖² + γ ‖P_t‖²) + γ ‖V‖²
+    (α = (λ, 1 - λ)); with the shared P step, O_rel never increases."""
+    lam, mu, gam = 0.3, 2.0, 0.05
+    X1, X2 = rng.standard_normal((7, 5)), rng.standard_normal((7, 3))
+    U1, U2 = rng.standard_normal((4, 5)), rng.standard_normal((4, 3))
+    P1, P2 = rng.standard_normal((5, 4)), rng.standard_normal((3, 4))
+    V = rng.standard_normal((7, 4))
+    a1, a2 = np.sqrt(lam), np.sqrt(1 - lam)
+    design = np.concatenate([a1 * U1.T, a2 * U2.T, a1 * np.sqrt(mu) * np.eye(4), a2 * np.sqrt(mu) * np.eye(4),
+                             np.sqrt(gam) * np.eye(4)])
+    want = np.stack([np.linalg.lstsq(design, np.concatenate([a1 * x1, a2 * x2, a1 * np.sqrt(mu) * x1 @ P1,
+                                                              a2 * np.sqrt(mu) * x2 @ P2, np.zeros(4)]), rcond=None)[0]
+                     for x1, x2 in zip(X1, X2)])
+    np.testing.assert_allclose(C.released_latent(X1, X2, U1, U2, P1, P2, lam, mu, gam), want, atol=1e-10)
+    aug = np.concatenate([V, np.sqrt(gam) * np.eye(4)])   # α_t cancels: ridge γ on U_t
+    want_U1 = np.linalg.lstsq(aug, np.concatenate([X1, np.zeros((4, 5))]), rcond=None)[0]
+    np.testing.assert_allclose(C.released_bases(V, X1, X2, gam)[0], want_U1, atol=1e-10)
+
+    sq = lambda M: float(np.sum(M * M))  # noqa: E731
+
+    def o_rel():
+        return (lam * (sq(X1 - V @ U1) + mu * sq(V - X1 @ P1) + gam * sq(U1) + gam * sq(P1))
+                + (1 - lam) * (sq(X2 - V @ U2) + mu * sq(V - X2 @ P2) + gam * sq(U2) + gam * sq(P2)) + gam * sq(V))
+
+    trace = [o_rel()]
+    for _ in range(10):
+        U1, U2 = C.released_bases(V, X1, X2, gam)
+        trace.append(o_rel())
+        V = C.released_latent(X1, X2, U1, U2, P1, P2, lam, mu, gam)
+        trace.append(o_rel())
+        P1, P2 = C.update_projections(V, X1, X2, mu, gam)
+        trace.append(o_rel())
+    assert np.all(np.diff(trace) <= 1e-9 * np.abs(trace[:-1]))
+
+
+def test_cmfh_released_mode_runs_fixed_sweeps_and_codes_as_released(rng):
+    data = _pairs(rng)
+    h = get_method("cmfh")(8, seed=0, updates="released", iters=25, tol=0.5).fit(data)
+    assert len(h.history) == 25                  # fixed sweeps: tol is not used
+    s = h.state
+    Xi = data.image.astype(np.float64) - s["image_mean"]
+    np.testing.assert_allclose(h.project("image", data.image), Xi @ s["image_P"])   # no mean(V)
+    Xt = data.text_dense().astype(np.float64) - s["text_mean"]
+    V = C.released_latent(Xi, Xt, s["image_U"], s["text_U"], s["image_P"], s["text_P"], 0.5, 100.0, 0.01)
+    np.testing.assert_allclose(h._project_pair(data.image, data.text_dense()), V - s["code_mean"])
+    assert get_method("cmfh")(8).config["updates"] == "paper"
+
+
 def test_cmfh_uniform_init_collapses_on_rows_of_varying_sum_centred_init_does_not():
     """Count-like features whose row sums vary (an item holds 1-3 objects): the official
     all-positive init projects every bit onto the row-sum direction and V stays rank one

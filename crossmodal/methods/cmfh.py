@@ -51,6 +51,17 @@ Differs from the official code:
     (1-λ)γ‖U2‖², μγ‖P‖²; its printed objective uses non-squared norms. We keep the paper's
     objective and its exact block minimisers (monotone decrease, tested). With γ = 0.01 the
     difference is negligible on Wikipedia (P's ridge 1e-4 vs 1e-2 against XᵀX ~ 1e-1).
+  * The copy in BMC-SDNU/Cross-Modal-Hashing-Retrieval (``CMFH_learn.m``, Version 2.0, July 2015,
+    the TKDE manuscript's objective) departs further from the CVPR paper: it weights the projection
+    terms by λ and 1 - λ as well, ``O_rel = Σ_t α_t (‖X_t - V U_t‖² + μ ‖V - X_t P_t‖² + γ ‖U_t‖²
+    + γ ‖P_t‖²) + γ ‖V‖²`` (α = (λ, 1 - λ)), whose exact block minimisers are its updates
+    ``U_t = (VᵀV + γ I)⁻¹ VᵀX_t``, ``P_t = (X_tᵀX_t + γ/μ I)⁻¹ X_tᵀV`` and
+    ``V = Σ_t α_t X_t (U_tᵀ + μ P_t) (Σ_t α_t U_t U_tᵀ + (μ + γ) I)⁻¹``; it runs a fixed 25 sweeps;
+    its per-modality codes are ``sign(X̃ P)`` without subtracting mean(V) (``CMFH_compress1.m``), its
+    pair codes ``sign(V - mean(V))`` from the V step (``CMFH_compress.m``). We keep the paper's
+    method (``updates: paper``, default); ``updates: released`` runs that code's updates for exactly
+    ``iters`` sweeps (``tol`` unused) and its coding, checked against it under Octave in
+    benchmarks/official (``iters=25``).
 """
 
 from __future__ import annotations
@@ -92,6 +103,21 @@ def update_latent(X1, X2, U1, U2, P1, P2, lam: float, mu: float, gamma: float) -
     return np.linalg.solve(M, rhs.T).T  # M is symmetric: V M = rhs
 
 
+def released_bases(V, X1, X2, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """U step of the released ``CMFH_learn.m``: ``U_t = (VᵀV + γ I)⁻¹ VᵀX_t``, (bits, Di) and (bits, Dt)."""
+    G = V.T @ V
+    return _ridge_solve(G, V.T @ X1, gamma), _ridge_solve(G, V.T @ X2, gamma)
+
+
+def released_latent(X1, X2, U1, U2, P1, P2, lam: float, mu: float, gamma: float) -> np.ndarray:
+    """V step of the released ``CMFH_learn.m`` (also its pair coding, ``CMFH_compress.m``):
+    ``Σ_t α_t X_t (U_tᵀ + μ P_t) (Σ_t α_t U_t U_tᵀ + (μ + γ) I)⁻¹``, α = (λ, 1 - λ); ``(N, bits)``."""
+    bits = U1.shape[0]
+    M = lam * U1 @ U1.T + (1 - lam) * U2 @ U2.T + (mu + gamma) * np.eye(bits)
+    rhs = lam * X1 @ (U1.T + mu * P1) + (1 - lam) * X2 @ (U2.T + mu * P2)
+    return np.linalg.solve(M, rhs.T).T
+
+
 def update_projections(V, X1, X2, mu: float, gamma: float) -> tuple[np.ndarray, np.ndarray]:
     """P step: ``P1 (Di, bits)``, ``P2 (Dt, bits)`` minimising O with V fixed (ridge regressions)."""
     return _ridge_solve(X1.T @ X1, X1.T @ V, gamma / mu), _ridge_solve(X2.T @ X2, X2.T @ V, gamma / mu)
@@ -115,6 +141,9 @@ class CMFH(Hasher):
               "stop once the relative decrease of the objective in one sweep is below this"),
         Param("init", "uniform", str, Choice("uniform", "centred"),
               "initial V and P: uniform in [0, 1) (official code) or centred, uniform in [-0.5, 0.5)"),
+        Param("updates", "paper", str, Choice("paper", "released"),
+              "paper: exact block minimisers of the paper's objective; released: the BMC-SDNU CMFH_learn.m "
+              "updates and coding, exactly `iters` sweeps (module docstring)"),
     )
 
     def _fit(self, train: PairedData, valid, tracker) -> None:
@@ -131,15 +160,20 @@ class CMFH(Hasher):
         P2 = rng.random((X2.shape[1], self.bits)) - shift
         last = np.inf
         self.history = []
+        released = c["updates"] == "released"
         for it in range(c["iters"]):
-            U1, U2 = update_bases(V, X1, X2, lam, gamma)
-            V = update_latent(X1, X2, U1, U2, P1, P2, lam, mu, gamma)
+            if released:
+                U1, U2 = released_bases(V, X1, X2, gamma)
+                V = released_latent(X1, X2, U1, U2, P1, P2, lam, mu, gamma)
+            else:
+                U1, U2 = update_bases(V, X1, X2, lam, gamma)
+                V = update_latent(X1, X2, U1, U2, P1, P2, lam, mu, gamma)
             P1, P2 = update_projections(V, X1, X2, mu, gamma)
             obj = cmfh_objective(X1, X2, V, U1, U2, P1, P2, lam, mu, gamma)
             self.history.append({"iter": it + 1, "objective": obj})
             if tracker is not None:
                 tracker.log({"objective": obj}, step=it + 1)
-            if np.isfinite(last) and last - obj <= c["tol"] * abs(last):
+            if not released and np.isfinite(last) and last - obj <= c["tol"] * abs(last):
                 break
             last = obj
         self.state = {"image_mean": m1, "text_mean": m2, "image_P": P1, "text_P": P2,
@@ -148,14 +182,17 @@ class CMFH(Hasher):
     def _project(self, modality: str, X: np.ndarray) -> np.ndarray:
         s = self.state
         Xc = X.astype(np.float64) - s[f"{modality}_mean"]
+        if self.config["updates"] == "released":
+            return Xc @ s[f"{modality}_P"]  # CMFH_compress1.m: no mean(V) subtracted
         return Xc @ s[f"{modality}_P"] - s["code_mean"]
 
     def _project_pair(self, Xi: np.ndarray, Xt: np.ndarray) -> np.ndarray:
         s, c = self.state, self.config
         X1 = Xi.astype(np.float64) - s["image_mean"]
         X2 = Xt.astype(np.float64) - s["text_mean"]
-        V = update_latent(X1, X2, s["image_U"], s["text_U"], s["image_P"], s["text_P"],
-                          c["image_weight"], c["projection_weight"], c["reg_weight"])
+        step = released_latent if c["updates"] == "released" else update_latent
+        V = step(X1, X2, s["image_U"], s["text_U"], s["image_P"], s["text_P"],
+                 c["image_weight"], c["projection_weight"], c["reg_weight"])
         return V - s["code_mean"]
 
     def _get_state(self) -> dict[str, np.ndarray]:

@@ -47,8 +47,19 @@ code collections (e.g. BMC-SDNU/Cross-Modal-Hashing-Retrieval, ``CVH_learn.m`` /
 
 Differs from the paper / official code:
 
-* The official baseline code builds ``Cxy Cyy Cxy'`` (no inverse of Cyy) and thresholds
-  un-centred projections at zero; we solve the paper's joint eigenproblem on centred data.
+* The released baseline code (``CVH_learn.m`` / ``CVHtrainCCA.m``) departs from the paper: it
+  builds the image eigenproblem ``Cxy Cyy Cxyᵀ a = λ Cxx a`` with Cyy *not* inverted (CCA needs
+  ``Cxy Cyy⁻¹ Cxyᵀ``), on un-centred data with an absolute ridge (``Cxx = XᵀX + 1e-4 I``), takes
+  the ``bits`` largest eigenvalues with ``eigs``, sets ``Wy = Cyy⁻¹ Cxyᵀ Wx Λ^-1/2`` and thresholds
+  un-centred projections at zero. Its eigenproblem has rank Dt (10 on Wikipedia): past the text
+  dimension its eigenvalues are ~0, it prints "Retrieved eigenvectors wrong!" when one is <= 0,
+  and those bits are arbitrary directions of the null space (text bits: signs of rounding noise).
+  The first bit is the mean direction of the un-centred data, constant for every item. We keep the
+  paper's method (``eigenproblem: paper``, default); ``eigenproblem: released`` runs the released
+  computation (``reg`` is then its absolute ridge on the un-normalised covariances; a
+  non-positive eigenvalue's text bit is 0 for every text, as MATLAB's ``>`` compares the real part,
+  0, of that column's imaginary projection), checked against the released code under Octave in
+  benchmarks/official.
 * Dense eigen-solver (scipy ``eigh``) on a (Di+Dt)-square problem: exact, no ``eigs``.
 """
 
@@ -63,6 +74,25 @@ from crossmodal.errors import ConfigError
 from crossmodal.methods._registry import register_method
 from crossmodal.methods.baselines import LinearHasher
 from crossmodal.methods.params import Choice, Param, Range
+
+
+def released_projections(X: np.ndarray, Y: np.ndarray, bits: int, reg: float) -> tuple[np.ndarray, ...]:
+    """The released code's CVH (``CVHtrainCCA.m``) on un-centred ``X (N, Di)``, ``Y (N, Dt)``:
+    the ``bits`` largest eigenpairs of ``Cxy Cyy Cxyᵀ a = λ Cxx a`` with ``Cxx = XᵀX + reg I``,
+    ``Cyy = YᵀY + reg I``, ``Cxy = XᵀY``. Returns ``(Wx (Di, bits), Wy (Dt, bits), λ (bits,))``,
+    float64, ``Wy = Cyy⁻¹ Cxyᵀ Wx Λ^-1/2``; a column with λ <= 0 gets ``Wy = 0`` (the released code's
+    column is imaginary there; see :meth:`CVH._project`)."""
+    Cxx = X.T @ X + reg * np.eye(X.shape[1])
+    Cyy = Y.T @ Y + reg * np.eye(Y.shape[1])
+    Cxy = X.T @ Y
+    A = Cxy @ Cyy @ Cxy.T
+    n = X.shape[1]
+    evals, Wx = linalg.eigh((A + A.T) / 2, Cxx, subset_by_index=[n - bits, n - 1])
+    evals, Wx = evals[::-1], Wx[:, ::-1]
+    pos = evals > 0
+    Wy = linalg.solve(Cyy, Cxy.T @ Wx, assume_a="pos")
+    Wy = np.where(pos, Wy / np.sqrt(np.where(pos, evals, 1.0)), 0.0)
+    return Wx, Wy, evals
 
 
 def knn_affinity(X: np.ndarray, k: int) -> sp.csr_matrix:
@@ -127,12 +157,24 @@ class CVH(LinearHasher):
         Param("graph", "identity", str, Choice("identity", "knn"),
               "object similarity W: identity (paired data; CVH = CCA) or kNN in either view"),
         Param("n_neighbours", 5, int, Range(1, None), "k of the kNN similarity graph (graph=knn only)"),
-        Param("reg", 1e-4, float, Range(0, None), "ridge on each view's covariance, relative to its mean variance"),
+        Param("reg", 1e-4, float, Range(0, None),
+              "ridge on each view's covariance, relative to its mean variance (eigenproblem=released: absolute)"),
+        Param("eigenproblem", "paper", str, Choice("paper", "released"),
+              "paper: the joint eigenproblem on centred data; released: the released code's Cxy Cyy Cxyᵀ "
+              "(Cyy not inverted), un-centred, absolute ridge (module docstring)"),
     )
 
     def _fit(self, train: PairedData, valid, tracker) -> None:
         X = train.image.astype(np.float64)
         Y = train.text_dense().astype(np.float64)
+        if self.config["eigenproblem"] == "released":
+            if self.bits > X.shape[1]:
+                raise ConfigError(f"cvh: eigenproblem=released has {X.shape[1]} eigenvectors (the image "
+                                  f"dimensions); use at most {X.shape[1]} bits")
+            Wx, Wy, evals = released_projections(X, Y, self.bits, self.config["reg"])
+            self.state = {"image_mean": np.zeros(X.shape[1]), "text_mean": np.zeros(Y.shape[1]),
+                          "image_W": Wx, "text_W": Wy, "eigenvalues": evals}
+            return
         mx, my = X.mean(axis=0), Y.mean(axis=0)
         X, Y = X - mx, Y - my
         dx, dy = X.shape[1], Y.shape[1]
@@ -148,3 +190,9 @@ class CVH(LinearHasher):
         evals, A = linalg.eigh(M, C, subset_by_index=[0, self.bits - 1])
         self.state = {"image_mean": mx, "text_mean": my, "image_W": A[:dx], "text_W": A[dx:],
                       "eigenvalues": evals}
+
+    def _project(self, modality: str, X: np.ndarray) -> np.ndarray:
+        P = super()._project(modality, X)
+        if modality == "text" and self.config["eigenproblem"] == "released":
+            P[:, self.state["eigenvalues"] <= 0] = -1.0  # MATLAB: an imaginary projection is not > 0
+        return P

@@ -36,15 +36,26 @@ class ExternalCodes(Hasher):
             raise DataError(f"no imported {part} {modality} codes; import them with --{part}-{modality}")
         return self.codes[key]
 
+    def add_codes(self, part: str, modality: str, packed: np.ndarray) -> None:
+        """Hold packed codes ``(N, ceil(bits/8))`` uint8 of one part and modality; modality
+        ``pair`` (database only) is one code per database pair, which makes the run score with
+        ``database_codes="unified"`` (``unified_codes`` becomes True)."""
+        self.codes[f"{part}_{modality}"] = packed
+        self.unified_codes = "database_pair" in self.codes
+
     @property
     def directions(self) -> tuple[str, ...]:
+        """Directions the imported codes can score; pair codes serve as the database of both
+        cross-modal directions."""
         have = set(self.codes)
         pairs = {"i2t": ("query_image", "database_text"), "t2i": ("query_text", "database_image"),
                  "i2i": ("query_image", "database_image"), "t2t": ("query_text", "database_text")}
-        return tuple(d for d, need in pairs.items() if set(need) <= have)
+        return tuple(d for d, need in pairs.items()
+                     if set(need) <= have or (d in ("i2t", "t2i") and {need[0], "database_pair"} <= have))
 
     def _get_state(self) -> dict:
         return dict(self.codes)
 
     def _set_state(self, state: dict) -> None:
         self.codes = {k: np.asarray(v, dtype=np.uint8) for k, v in state.items()}
+        self.unified_codes = "database_pair" in self.codes

@@ -3,7 +3,11 @@
 ``crossmodal import-codes`` (or :func:`import_codes`) reads one code file per modality and part
 (±1 or 0/1 values, ``.npy`` or ``.mat``; rows in the order of the dataset's query and database
 parts), checks every file before anything is written, and writes a run folder whose model is an
-:class:`ExternalCodes` "hasher" holding the packed codes. ``crossmodal evaluate`` and
+:class:`ExternalCodes` "hasher" holding the packed codes. A ``("database", "pair")`` file
+(``--database-pair``) holds one code per database *pair*, coded from both modalities (the unified
+convention of the CMFH / LSSH / FSH papers): the run then reports ``database codes: unified``, and
+``crossmodal evaluate --database-codes per-modality`` scores the per-modality database files of the
+same import, if given. ``crossmodal evaluate`` and
 ``crossmodal report`` treat it like any other run; its ``run.json`` records each file's path and
 SHA-256 as provenance. It cannot encode new features, so ``crossmodal query`` refuses it.
 """
@@ -24,7 +28,7 @@ from crossmodal.runs.evaluate import write_report
 from crossmodal.runs.spec import RunSpec, dataset_record, environment
 
 PARTS = ("query", "database")
-MODALITIES = ("image", "text")
+MODALITIES = ("image", "text", "pair")
 
 
 def read_code_file(path: str | os.PathLike, bits: int, n_rows: int, what: str) -> np.ndarray:
@@ -83,13 +87,16 @@ def sha256(path: Path) -> str:
 
 def import_codes(files: dict[tuple[str, str], str], dataset: str, bits: int, name: str,
                  data_root: str | None = None, seed: int = 0, out: str | os.PathLike = "runs",
-                 ks=(100,), log=print) -> Path:
+                 ks=(100,), log=print, validation_fraction: float | None = None) -> Path:
     """Turn external code files into an evaluated run folder; returns the folder.
 
     ``files`` maps ``(part, modality)`` (part ``query`` or ``database``, modality ``image`` or
-    ``text``) to a file path. Every file is read and checked before the folder is created. The
-    folder's ``run.json`` has the keys of a trained run (dataset record, split hash, data
-    fingerprint, evaluation) plus ``provenance``: each file's path and SHA-256.
+    ``text``; or ``("database", "pair")``, one code per database pair) to a file path. Every file
+    is read and checked before the folder is created. ``validation_fraction`` is the dataset's
+    (recorded, so the run's split hash is that of a port trained with the same value); only the
+    query and database parts are read, and they do not depend on it. The folder's ``run.json``
+    has the keys of a trained run (dataset record, split hash, data fingerprint, evaluation) plus
+    ``provenance``: each file's path and SHA-256.
     """
     from crossmodal.data import get_dataset
     from crossmodal.data import data_fingerprint
@@ -97,14 +104,15 @@ def import_codes(files: dict[tuple[str, str], str], dataset: str, bits: int, nam
     bits = check_bits(bits)
     if not files:
         raise DataError("import-codes: give at least one query and one database code file")
-    ds = get_dataset(dataset, root=data_root, seed=seed)
+    params = {} if validation_fraction is None else {"validation_fraction": float(validation_fraction)}
+    ds = get_dataset(dataset, root=data_root, seed=seed, **params)
     h = ExternalCodes(bits, seed=seed)
     provenance = {}
     for (part, modality), path in files.items():
-        if part not in PARTS or modality not in MODALITIES:
+        if part not in PARTS or modality not in MODALITIES or (part, modality) == ("query", "pair"):
             raise DataError(f"import-codes: unknown part/modality {part}/{modality}")
         n = len(getattr(ds.split, part))
-        h.codes[f"{part}_{modality}"] = read_code_file(path, bits, n, f"{part} {modality} codes")
+        h.add_codes(part, modality, read_code_file(path, bits, n, f"{part} {modality} codes"))
         real = Path(str(path).rsplit(".mat:", 1)[0] + (".mat" if ".mat:" in str(path) else ""))
         provenance[f"{part}_{modality}"] = {"path": str(real.resolve()), "sha256": sha256(real)}
     directions = h.directions
@@ -112,14 +120,16 @@ def import_codes(files: dict[tuple[str, str], str], dataset: str, bits: int, nam
         raise DataError("import-codes: no direction can be scored; give query codes of one modality and "
                         "database codes of the other (or the same, for I->I / T->T)")
     h.dims = {"image": 0, "text": 0}
+    convention = "unified" if h.unified_codes else "per-modality"
     spec = RunSpec(method=ExternalCodes.name, label=name, bits=bits, seed=seed, config={},
-                   dataset=dataset_record(dataset, ds, data_root), split_hash=ds.split.hash,
+                   dataset=dataset_record(dataset, ds, data_root, params), split_hash=ds.split.hash,
                    split_protocol=ds.split.protocol, data_fingerprint=data_fingerprint(ds.data),
-                   evaluation={"ks": list(ks), "directions": list(directions), "database_codes": "per-modality"},
+                   evaluation={"ks": list(ks), "directions": list(directions), "database_codes": convention},
                    provenance={"imported_codes": provenance}, environment=environment())
     run_dir = new_run_dir(out, f"{name}-{ds.name}-{bits}b-s{seed}")
     spec.write(run_dir)
     h.save(run_dir / "model")
-    write_report(h, ds, run_dir, ks=ks, directions=directions, fingerprint=spec.data_fingerprint)
+    write_report(h, ds, run_dir, ks=ks, directions=directions, fingerprint=spec.data_fingerprint,
+                 database_codes=convention)
     log(f"imported {name} ({bits} bits) on {ds.name}: {', '.join(directions)} -> {run_dir}")
     return run_dir

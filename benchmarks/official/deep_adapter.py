@@ -49,6 +49,41 @@ WORK = Path("/tmp/official-deep")
 PARTS = {"train": "tr", "query": "te", "database": "db"}
 
 
+class SharedResults(Results):
+    """The results file shared by several scripts running at once (one per method): every change
+    re-reads the file under an exclusive lock (a file in :data:`WORK`, outside the repository) and
+    applies itself to what is there, so no script overwrites another's entries."""
+
+    def update(self, change: Callable[[dict], None]) -> None:
+        """Apply ``change(data)`` to the file's current content and write it back, locked."""
+        import fcntl
+
+        WORK.mkdir(parents=True, exist_ok=True)
+        with open(WORK / f"{self.path.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.data = Results(self.path).data
+            change(self.data)
+            Results.save(self)
+
+    def put(self, entry: dict) -> None:
+        k = self.key(entry)
+        self.update(lambda data: data.__setitem__("entries", [e for e in data["entries"] if self.key(e) != k]
+                                                   + [entry]))
+
+    def save(self) -> None:
+        about = self.data.get("about", {})
+        self.update(lambda data: merge(data.setdefault("about", {}), about))
+
+
+def merge(into: dict, new: dict) -> None:
+    """Deep-merge ``new`` into ``into`` (dicts merged key by key, other values replaced)."""
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            merge(into[k], v)
+        else:
+            into[k] = v
+
+
 @dataclass(frozen=True)
 class Patch:
     """Replace ``old`` by ``new`` in ``path`` (relative to the checkout); ``count`` occurrences
@@ -253,7 +288,7 @@ def run_grid(spec: MethodSpec, script: Path, args) -> int:
     from deep_table import write_table
 
     os.environ["CROSSMODAL_THREADS"] = "1"
-    results = Results(Path(args.results))
+    results = SharedResults(Path(args.results))
     work = Path(args.work)
     available = refs(args)
     missing = [d for d in args.datasets if d not in available]

@@ -1,11 +1,12 @@
 """``deep.md`` from ``deep.json``: the released deep code beside the port, figure by figure.
 
-One table per bit length: a row per method x dataset x variant (``official``: the released code's
-codes; ``official-last``: its last epoch where it selects another; ``port``: ``crossmodal train
-METHOD --preset paper``), mAP@all and mAP@100 of I->T and T->I as mean ± sample std over the seeds
-(per-modality database codes), the seed count and the mean training seconds (one thread each),
-and the port's gap to the released code (port - official, mAP@all). Then the changes each code
-base needed, with their reasons, and the commit that ran. Every figure comes from the results file.
+One table per dataset and bit length, in the layout of ``classic.md``: a row per method x
+direction, mAP@all as mean ± sample std over the seeds (per-modality database codes) of the
+released code (``official``), the port (``crossmodal train METHOD --preset paper``), their gap
+(bold above 0.01), the released run's last epoch where the released code selects another epoch
+(``official-last``, UCCH), the seed count and the mean training seconds of each side (one
+thread each). Then, per code base, the commit that ran and every change it needed, with its
+reason. Every figure comes from the results file.
 
 Usage: ``python benchmarks/official/deep_table.py [RESULTS.json]`` (default
 ``experiments/results/official/deep.json``; writes ``deep.md`` beside it).
@@ -22,77 +23,91 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, Results, atomic_write  # noqa: E402
 
-VARIANTS = ("official", "official-last", "port")
 DATASET_ORDER = ("toy", "wiki", "uci")
+DIRS = (("i2t", "I→T"), ("t2i", "T→I"))
+HEADER = ("| method | direction | official | port | port − official | official, last epoch | seeds | seconds "
+          "(official / port) |\n|---|---|---:|---:|---:|---:|---:|---:|")
 
 
 def mean_std(values: list[float]) -> str:
-    """``"0.123 ± 0.004"`` (sample std; a single value has none)."""
+    """``"0.1234 ± 0.0040"`` (sample std; one value: ``± 0``, as ``classic.md``); none: ``—``."""
     if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+        return "—"
+    std = np.std(values, ddof=1) if len(values) > 1 else 0.0
+    return f"{np.mean(values):.4f} ± {std:.4f}"
 
 
 def group(entries: list[dict]) -> dict:
-    """``{(bits, method, dataset, variant): [entry, ...]}`` sorted by seed."""
+    """``{(dataset, bits, method, variant): [entry, ...]}`` sorted by seed."""
     out: dict = {}
     for e in sorted(entries, key=lambda e: e["seed"]):
-        out.setdefault((e["bits"], e["method"], e["dataset"], e["variant"]), []).append(e)
+        out.setdefault((e["dataset"], e["bits"], e["method"], e["variant"]), []).append(e)
     return out
 
 
-def values(entries: list[dict], direction: str, metric: str = "mAP@all") -> list[float]:
-    return [e["figures"]["per-modality"][direction][metric] for e in entries]
+def maps(entries: list[dict], direction: str) -> list[float]:
+    return [e["figures"]["per-modality"][direction]["mAP@all"] for e in entries]
 
 
-def rows(entries: list[dict], bits: int) -> list[str]:
-    """The Markdown rows of one bit length."""
-    g = group(entries)
-    methods = sorted({m for (b, m, _, _) in g if b == bits})
-    datasets = [d for d in DATASET_ORDER if any(k[0] == bits and k[2] == d for k in g)]
+def gap(port: list[dict], official: list[dict], direction: str) -> str:
+    if not port or not official:
+        return "—"
+    d = float(np.mean(maps(port, direction)) - np.mean(maps(official, direction)))
+    return f"**{d:+.4f}**" if abs(d) > 0.01 else f"{d:+.4f}"
+
+
+def seconds(entries: list[dict]) -> str:
+    return f"{np.mean([e['seconds'] for e in entries]):.0f}" if entries else "—"
+
+
+def dataset_line(name: str, about: dict, seeds: list[int]) -> str:
+    info = list((about.get("datasets") or {}).get(name, {}).values())
+    sizes = ""
+    if info:
+        i = info[0]
+        sizes = f": {i['n_train']} training pairs, {i['n_query']} queries, {i['n_database']} database items"
+    splits = ", ".join(sorted({i["split_hash"] for i in info}))
+    return f"{sizes} (split {splits}); mAP@all, mean ± std over seeds {', '.join(map(str, seeds))}"
+
+
+def tables(data: dict) -> list[str]:
+    g = group(data.get("entries", []))
+    about = data.get("about", {})
     out = []
-    for m in methods:
-        for d in datasets:
-            official = g.get((bits, m, d, "official"), [])
-            for v in VARIANTS:
-                es = g.get((bits, m, d, v))
-                if not es:
-                    continue
-                cells = [mean_std(values(es, x, k)) for k in ("mAP@all", "mAP@100") for x in ("i2t", "t2i")]
-                gap = "–"
-                if v == "port" and official:
-                    gap = " / ".join(f"{np.mean(values(es, x)) - np.mean(values(official, x)):+.3f}"
-                                     for x in ("i2t", "t2i"))
-                secs = f"{np.mean([e['seconds'] for e in es]):.0f}"
-                out.append(f"| {m} | {d} | {v} | " + " | ".join(cells) + f" | {gap} | {len(es)} | {secs} |")
+    keys = sorted({(d, b) for (d, b, _, _) in g}, key=lambda k: (DATASET_ORDER.index(k[0])
+                                                                  if k[0] in DATASET_ORDER else 9, k[1]))
+    for dataset, bits in keys:
+        seeds = sorted({e["seed"] for (d, b, _, _), es in g.items() if (d, b) == (dataset, bits) for e in es})
+        out += ["", f"### {dataset}, {bits} bits{dataset_line(dataset, about, seeds)}", "", HEADER]
+        for method in sorted({m for (d, b, m, _) in g if (d, b) == (dataset, bits)}):
+            official, port, last = (g.get((dataset, bits, method, v), []) for v in ("official", "port", "official-last"))
+            for key, label in DIRS:
+                n = f"{len(official)} / {len(port)}"
+                out.append(f"| {method} | {label} | {mean_std(maps(official, key))} | {mean_std(maps(port, key))} | "
+                           f"{gap(port, official, key)} | {mean_std(maps(last, key))} | {n} | "
+                           f"{seconds(official)} / {seconds(port)} |")
     return out
 
 
 def changes(about: dict) -> list[str]:
     out = []
     for m, info in sorted((about.get("code") or {}).items()):
-        out += ["", f"**{m}**: github.com/{info['repo']} at commit `{info['commit']}`. Changes applied to a copy:", ""]
-        for c in info.get("changes", []):
-            out.append(f"- `{c['file']}` ({c['occurrences']}x): {c['why']}")
-        for n in info.get("notes", []):
-            out.append(f"- {n}")
+        tf = f" under TensorFlow {info['tensorflow']} (tf.compat.v1)" if info.get("tensorflow") else ""
+        out += ["", f"**{m}**: `{info['repo']}` at commit `{info['commit']}`{tf}. Changes, applied by the script to a "
+                    "copy of the checkout:", ""]
+        out += [f"- `{c['file']}` ({c['occurrences']}×): {c['why']}" for c in info.get("changes", [])]
+        out += [f"- {n}" for n in info.get("notes", [])]
     return out
 
 
 def markdown(data: dict) -> str:
-    entries = data.get("entries", [])
-    lines = ["# Deep baselines: released code vs the port", "",
-             "Generated by `benchmarks/official/deep_table.py` from `deep.json`; mean ± sample std over seeds; "
-             "per-modality database codes; all training pairs (`--validation-fraction 0`); gap = port - official "
-             "(mAP@all, I→T / T→I); seconds: mean training time, one thread."]
-    for bits in sorted({e["bits"] for e in entries}):
-        lines += ["", f"## {bits} bits", "",
-                  "| method | dataset | variant | mAP@all I→T | mAP@all T→I | mAP@100 I→T | mAP@100 T→I | gap | seeds "
-                  "| s |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-        lines += rows(entries, bits)
-    lines += ["", "## Code that ran"] + changes(data.get("about", {}))
+    lines = ["# Deep baselines and UGACH: released code vs port", "",
+             "Generated by `benchmarks/official/deep_table.py` from `deep.json`; do not edit by hand. Codes of both "
+             "sides are scored by crossmodal (`import-codes` + `evaluate`, per-modality database codes); every "
+             "training pair trains (`--validation-fraction 0`); the port runs `--preset paper`. Gaps above 0.01 in "
+             "bold; seconds: mean training time per run, one thread, on a shared 2-core machine."]
+    lines += tables(data)
+    lines += ["", "### Code that ran"] + changes(data.get("about", {}))
     return "\n".join(lines) + "\n"
 
 

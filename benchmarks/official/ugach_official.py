@@ -49,8 +49,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA, DatasetRef, OfficialError, Results, git_commit, score_codes, train_port  # noqa: E402
-from deep_adapter import RESULTS, WORK, Patch, export_for, load_split, prepare_checkout  # noqa: E402
+from common import DATA, DatasetRef, OfficialError, git_commit, score_codes, train_port  # noqa: E402
+from deep_adapter import RESULTS, WORK, Patch, SharedResults, export_for, load_split, prepare_checkout  # noqa: E402
 
 PRE, ADV, KNN = "unsuper-pretrain-mir-D-beta", "UGACH-mir", "KNN"
 COMPAT = "import tensorflow.compat.v1 as tf\ntf.disable_v2_behavior()\n"
@@ -228,7 +228,7 @@ def run(args) -> int:
         if subprocess.run([args.python, "-c", "import tensorflow, scipy"], capture_output=True).returncode != 0:
             raise OfficialError(f"{args.python}: no tensorflow / scipy (pip install tensorflow-cpu scipy in a venv)")
     ref = DatasetRef("wiki", "wiki", str(wiki.resolve()))
-    results = Results(Path(args.results))
+    results = SharedResults(Path(args.results))
     work = Path(args.work)
     if "official" in args.sides:
         version = subprocess.run([args.python, "-c", "import tensorflow as tf; print(tf.__version__)"],

@@ -1,0 +1,165 @@
+"""DGCPN's and DJSRH's paper settings on toy, before and after the DGCPN fix, beside LSH (issue 21).
+
+The issue's observation: with ``--preset paper`` on toy (32 bits) DGCPN's best validation epoch was
+the first and its query mAP@all was at chance, below LSH; DJSRH's paper preset stayed far below its
+``fast`` preset. This script trains, on toy's standard split (a labelled validation split held
+out of training, as ``crossmodal train`` does by default), for every seed:
+
+* ``dgcpn`` ``--preset paper``, the fixed port (k = 40 % of the training pairs);
+* ``dgcpn`` ``--preset paper n_neighbours=2000``: the old setting, a fixed k = 2,000, which on
+  toy's 1,620 training pairs keeps every item as a neighbour (the code before the fix did the
+  same: ``min(2000, n - 1)``);
+* ``djsrh`` ``--preset paper`` and ``--preset fast``;
+* ``lsh`` (random projections: the floor a trained method should beat);
+
+and records the query figures, the validation curve's best epoch, the chance level of the
+validation split and any collapse the run reported, in ``experiments/results/official/
+paper-settings.json`` (rewritten after each run; a rerun skips what is there) and the table
+``paper-settings.md``.
+
+Usage (repository root)::
+
+    python benchmarks/official/paper_settings.py --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, Results, atomic_write, crossmodal, figures, git_commit  # noqa: E402
+
+RESULTS = ROOT / "experiments" / "results" / "official" / "paper-settings.json"
+WORK = Path("/tmp/official-deep/paper-settings")
+RUNS = {  # variant: (method, preset, overrides)
+    "dgcpn paper": ("dgcpn", "paper", []),
+    "dgcpn paper, k = 2000 (before the fix)": ("dgcpn", "paper", ["n_neighbours=2000"]),
+    "djsrh paper": ("djsrh", "paper", []),
+    "djsrh fast": ("djsrh", "fast", []),
+    "lsh": ("lsh", None, []),
+}
+
+
+def train(variant: str, seed: int, bits: int) -> dict:
+    """One ``crossmodal train`` on toy; returns the entry for the results file."""
+    method, preset, over = RUNS[variant]
+    label = variant.split(",")[0].replace(" ", "-") + ("-k2000" if "2000" in variant else "")
+    args = ["train", method, *(["--preset", preset] if preset else []), *over, "--dataset", "toy", "--bits",
+            str(bits), "--seed", str(seed), "--label", label, "--out", str(WORK / "runs"), "progress=false"]
+    if method == "lsh":
+        args.remove("progress=false")
+    t0 = time.perf_counter()
+    out = crossmodal(*args)
+    seconds = time.perf_counter() - t0
+    run = Path(next(line for line in reversed(out.splitlines()) if line.startswith("run folder: "))[12:].strip())
+    rep = json.loads((run / "report.json").read_text(encoding="utf-8"))
+    metrics = run / "metrics.jsonl"
+    history = [json.loads(x) for x in metrics.read_text(encoding="utf-8").splitlines()] if metrics.is_file() else []
+    scores = [h["score"] for h in history if "score" in h and "epoch" in h]
+    return {"method": method, "dataset": "toy", "bits": bits, "seed": seed, "variant": variant,
+            "figures": figures(run / "report.json"), "seconds": round(seconds, 1), "run": str(run),
+            "model_selection": rep["meta"].get("model_selection"), "collapse": rep["meta"].get("collapse"),
+            "validation": {"scores": scores, "best_epoch": int(np.argmax(scores)) + 1 if scores else None},
+            "crossmodal_commit": git_commit(ROOT)}
+
+
+def diagnostics(seed: int = 0) -> dict:
+    """The targets the two methods build on toy's training pairs (standard split, ``seed``), from
+    the port's own code: for DJSRH's ``S~`` at β = 0.9 (paper) and 0.1 (fast) and DGCPN's ``S``
+    at k = 2,000 (before the fix) and k = 40 % of the pairs (after), the mean over pairs that share
+    a label, over pairs that do not, and the share of positive entries (diagonal left out)."""
+    import torch
+
+    from crossmodal.data import get_dataset
+    from crossmodal.methods import get_method
+    from crossmodal.methods.djsrh import joint_semantics
+
+    train = get_dataset("toy", seed=seed).part("train")
+    labels = torch.as_tensor(np.asarray(train.labels, np.float32))
+    same = (labels @ labels.T) > 0
+    off = ~torch.eye(len(labels), dtype=torch.bool)
+
+    def stats(S: torch.Tensor) -> dict:
+        return {"same_label_mean": float(S[same & off].mean()), "different_label_mean": float(S[~same & off].mean()),
+                "positive_share": float((S[off] > 0).float().mean())}
+
+    out = {"n_train": int(train.n), "same_label_share": float(same[off].float().mean())}
+    for name, beta in (("djsrh S~, beta 0.9 (paper)", 0.9), ("djsrh S~, beta 0.1 (fast)", 0.1)):
+        h = get_method("djsrh")(32, seed=seed, epochs=1, progress=False)
+        h._setup(train)
+        out[name] = stats(joint_semantics(h.F["image"], h.F["text"], beta, 0.0, 1.0))
+    for name, k in (("dgcpn S, k = 2000 (before)", 2000), ("dgcpn S, k = 40 % (after)", None)):
+        h = get_method("dgcpn")(32, seed=seed, epochs=1, progress=False, n_neighbours=k)
+        h._setup(train)
+        out[name] = {"k": int(h.k), **stats(h._target(torch.arange(train.n)))}
+    return out
+
+
+def table(data: dict) -> str:
+    rows = {}
+    for e in data["entries"]:
+        rows.setdefault((e["bits"], e["variant"]), []).append(e)
+    lines = ["# Paper settings on toy: DGCPN before and after the fix, DJSRH, LSH", "",
+             "Generated by `benchmarks/official/paper_settings.py` from `paper-settings.json`; toy's standard split "
+             "(validation held out of training, model selection on it); query mAP@all, mean ± std over seeds; "
+             "best epoch: of the validation curve, per seed; collapse: what the run's report stated.", "",
+             "| variant | bits | I→T | T→I | best validation epoch | collapse | seeds |", "|---|---:|---:|---:|---|---|---:|"]
+    for (bits, variant) in sorted(rows, key=lambda k: (k[0], list(RUNS).index(k[1]))):
+        es = sorted(rows[bits, variant], key=lambda e: e["seed"])
+        cells = []
+        for d in ("i2t", "t2i"):
+            v = [e["figures"][d]["mAP@all"] for e in es]
+            cells.append(f"{np.mean(v):.3f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.3f}")
+        best = ", ".join(str(e["validation"]["best_epoch"]) for e in es) if es[0]["validation"]["scores"] else "—"
+        col = "; ".join(sorted({e["collapse"]["statement"].split(":")[0] for e in es if e.get("collapse")})) or "none"
+        lines.append(f"| {variant} | {bits} | {cells[0]} | {cells[1]} | {best} | {col} | {len(es)} |")
+    diag = data.get("about", {}).get("diagnostics")
+    if diag:
+        lines += ["", f"Targets on toy's {diag['n_train']} training pairs (seed 0; {diag['same_label_share']:.1%} of the "
+                  "pairs share a label), diagonal left out:", "",
+                  "| target | k | mean, pairs sharing a label | mean, other pairs | share > 0 |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, d in diag.items():
+            if isinstance(d, dict):
+                lines.append(f"| {name} | {d.get('k', '—')} | {d['same_label_mean']:.3f} | "
+                             f"{d['different_label_mean']:.3f} | {d['positive_share']:.1%} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--bits", type=int, default=32)
+    p.add_argument("--variants", nargs="+", default=list(RUNS), choices=list(RUNS))
+    p.add_argument("--results", default=str(RESULTS))
+    args = p.parse_args(argv)
+    os.environ["CROSSMODAL_THREADS"] = "1"
+    results = Results(Path(args.results))
+    results.data["about"] = {"script": "benchmarks/official/paper_settings.py", "dataset": "toy (standard split)",
+                             "diagnostics": diagnostics(0)}
+    for seed in args.seeds:
+        for variant in args.variants:
+            key = dict(method=RUNS[variant][0], dataset="toy", bits=args.bits, seed=seed, variant=variant)
+            if results.get(**key) is None:
+                entry = train(variant, seed, args.bits)
+                results.put(entry)
+                f = entry["figures"]
+                print(f"{variant} s{seed}: {f['i2t']['mAP@all']:.3f} / {f['t2i']['mAP@all']:.3f} "
+                      f"(best epoch {entry['validation']['best_epoch']}, {entry['seconds']:.0f} s)", flush=True)
+    md = Path(args.results).with_suffix(".md")
+    text = table(results.data)
+    atomic_write(md, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

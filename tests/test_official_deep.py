@@ -1,0 +1,118 @@
+"""benchmarks/official deep adapters: patches applied exactly (and refused on another version),
+the codes' sign convention, the shared results file, the table, and a missing checkout as one line.
+The released code itself is not run here (hours of CPU); its checkouts are optional."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+OFFICIAL = Path(__file__).resolve().parents[1] / "benchmarks" / "official"
+sys.path.insert(0, str(OFFICIAL))
+
+import deep_adapter  # noqa: E402
+import deep_table  # noqa: E402
+from common import OfficialError  # noqa: E402
+from deep_adapter import Patch, SharedResults, prepare_checkout, write_codes  # noqa: E402
+
+CHECKOUTS = {"djsrh_official": "DJSRH", "jdsh_official": "JDSH", "dgcpn_official": "DGCPN", "ucch_official": "UCCH",
+             "ugach_official": "UGACH_AAAI2018"}
+
+
+def _checkout(tmp_path, text="a = 1\nb = a.cuda()\nc = a.cuda()\n"):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "m.py").write_text(text)
+    subprocess.run(["git", "init", "-q", str(code)], check=True)
+    return code
+
+
+def test_prepare_checkout_applies_each_patch_to_a_copy(tmp_path):
+    code = _checkout(tmp_path)
+    done = prepare_checkout(code, tmp_path / "work", [Patch("m.py", ".cuda()", ".cpu()", "CPU", count=0),
+                                                      Patch("m.py", "a = 1\n", "a = 2\n", "value")])
+    assert (tmp_path / "work" / "m.py").read_text() == "a = 2\nb = a.cpu()\nc = a.cpu()\n"
+    assert (code / "m.py").read_text() == "a = 1\nb = a.cuda()\nc = a.cuda()\n"  # the checkout is untouched
+    assert not (tmp_path / "work" / ".git").exists()
+    assert [(d["file"], d["occurrences"], d["why"]) for d in done] == [("m.py", 2, "CPU"), ("m.py", 1, "value")]
+
+
+@pytest.mark.parametrize("patch", [Patch("m.py", "a = 3\n", "", "absent"), Patch("m.py", ".cuda()", "", "twice")])
+def test_a_patch_that_does_not_match_the_released_text_is_refused(tmp_path, patch):
+    with pytest.raises(OfficialError, match="expected"):
+        prepare_checkout(_checkout(tmp_path), tmp_path / "work", [patch])
+
+
+def test_not_a_checkout_is_refused(tmp_path):
+    with pytest.raises(OfficialError, match="not a git checkout"):
+        prepare_checkout(tmp_path, tmp_path / "work", [])
+
+
+@pytest.mark.parametrize("module", sorted(CHECKOUTS))
+def test_every_patch_matches_the_released_checkout(module, tmp_path):
+    """Against the checkouts the tables were made with (under /tmp/official when present)."""
+    code = Path("/tmp/official") / CHECKOUTS[module]
+    if not (code / ".git").exists():
+        pytest.skip(f"no checkout at {code}")
+    mod = __import__(module)
+    patches = mod.PATCHES if hasattr(mod, "PATCHES") else mod.SPEC.patches
+    assert len(prepare_checkout(code, tmp_path / "work", patches)) == len(patches)
+    if module != "ugach_official":  # the patched Python of the PyTorch code bases compiles
+        for f in {p.path for p in patches}:
+            compile((tmp_path / "work" / f).read_text(), f, "exec")
+
+
+def test_codes_are_the_sign_with_zero_as_one(tmp_path):
+    paths = write_codes(tmp_path, {"query_image": np.array([[-0.5, 0.0, 2.0]]), "last__query_text": -np.ones((2, 3))})
+    assert np.load(paths["query_image"]).tolist() == [[0, 1, 1]]
+    assert paths["last__query_text"].name == "last__query_text.npy"
+    with pytest.raises(OfficialError, match="non-finite"):
+        write_codes(tmp_path, {"x": np.array([[np.nan]])})
+
+
+def test_shared_results_keep_every_writer_s_entries(tmp_path, monkeypatch):
+    monkeypatch.setattr(deep_adapter, "WORK", tmp_path / "work")
+    path = tmp_path / "deep.json"
+    a, b = SharedResults(path), SharedResults(path)
+    a.data["about"]["code"] = {"djsrh": {"commit": "x"}}
+    a.save()
+    b.data["about"]["code"] = {"jdsh": {"commit": "y"}}
+    b.save()
+    key = dict(method="m", dataset="toy", bits=32, variant="port")
+    a.put({**key, "seed": 0, "v": 1})
+    b.put({**key, "seed": 1})
+    a.put({**key, "seed": 0, "v": 2})
+    data = json.loads(path.read_text())
+    assert data["about"]["code"] == {"djsrh": {"commit": "x"}, "jdsh": {"commit": "y"}}
+    assert sorted((e["seed"], e.get("v")) for e in data["entries"]) == [(0, 2), (1, None)]
+
+
+def _entry(method, variant, seed, i2t, t2i, seconds=10.0):
+    figs = {"i2t": {"mAP@all": i2t}, "t2i": {"mAP@all": t2i}}
+    return {"method": method, "dataset": "toy", "bits": 32, "seed": seed, "variant": variant, "seconds": seconds,
+            "figures": {"per-modality": figs}}
+
+
+def test_table_rows_gaps_and_changes():
+    data = {"about": {"datasets": {"toy": {"h1": {"n_train": 1800, "n_query": 200, "n_database": 1800,
+                                                  "split_hash": "h1"}}},
+                      "code": {"djsrh": {"repo": "zs-zhong/DJSRH", "commit": "abc", "notes": ["a note"],
+                                         "changes": [{"file": "train.py", "occurrences": 9, "why": "CPU"}]}}},
+            "entries": [_entry("djsrh", "official", 0, 0.30, 0.40), _entry("djsrh", "official", 1, 0.32, 0.40),
+                        _entry("djsrh", "port", 0, 0.33, 0.405, 20.0), _entry("djsrh", "port", 1, 0.33, 0.405, 20.0)]}
+    md = deep_table.markdown(data)
+    assert "### toy, 32 bits: 1800 training pairs, 200 queries, 1800 database items (split h1); mAP@all" in md
+    assert "| djsrh | I→T | 0.3100 ± 0.0141 | 0.3300 ± 0.0000 | **+0.0200** | — | 2 / 2 | 10 / 20 |" in md
+    assert "| djsrh | T→I | 0.4000 ± 0.0000 | 0.4050 ± 0.0000 | +0.0050 | — | 2 / 2 | 10 / 20 |" in md
+    assert "**djsrh**: `zs-zhong/DJSRH` at commit `abc`" in md and "- `train.py` (9×): CPU" in md and "- a note" in md
+
+
+def test_a_missing_checkout_is_one_line_and_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, str(OFFICIAL / "djsrh_official.py"), "--code", str(tmp_path / "none"),
+                           "--datasets", "toy", "--results", str(tmp_path / "r.json"), "--work", str(tmp_path / "w")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "give --code" in proc.stderr

@@ -80,7 +80,8 @@ def tables(data: dict) -> list[str]:
         seeds = sorted({e["seed"] for (d, b, _, _), es in g.items() if (d, b) == (dataset, bits) for e in es})
         out += ["", f"### {dataset}, {bits} bits{dataset_line(dataset, about, seeds)}", "", HEADER]
         for method in sorted({m for (d, b, m, _) in g if (d, b) == (dataset, bits)}):
-            official, port, last = (g.get((dataset, bits, method, v), []) for v in ("official", "port", "official-last"))
+            official, port, last = (g.get((dataset, bits, method, v), [])
+                                    for v in ("official", "port", "official-last"))
             for key, label in DIRS:
                 n = f"{len(official)} / {len(port)}"
                 out.append(f"| {method} | {label} | {mean_std(maps(official, key))} | {mean_std(maps(port, key))} | "

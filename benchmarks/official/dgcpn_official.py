@@ -41,7 +41,8 @@ PATCHES = [
     Patch("models.py", "import torchvision\n", "IMAGE_DIM = 4096  # set by the adapter\n",
           "torchvision is not installed here and models.py does not use it"),
     Patch("models.py", "self.fc1 = nn.Linear(4096, 4096)", "self.fc1 = nn.Linear(IMAGE_DIM, 4096)",
-          "ImgNet's input width is the image feature width (IMAGE_DIM, set by the adapter; released: 4,096-d VGG19 fc7)"),
+          "ImgNet's input width is the image feature width (IMAGE_DIM, set by the adapter; released: 4,096-d "
+          "VGG19 fc7)"),
     Patch("train_div.py", ".cuda()", ".cpu()", CPU, count=0),
     Patch("train_div.py", "np.int(np.sum(gnd))", "int(np.sum(gnd))",
           "np.int was removed in NumPy 1.24; int is what it aliased"),

@@ -64,6 +64,8 @@ NO_MAP = ("the per-epoch mAP on the test (query) items only picks a 'best' D by 
           "comparison never uses (the newest D is kept); switched off, which also saves its time")
 ENV_DIMS = ("IMAGE_DIM = 4096\nTEXT_DIM = 1386\n",
             "IMAGE_DIM = int(os.environ['CM_IMAGE_DIM'])\nTEXT_DIM = int(os.environ['CM_TEXT_DIM'])\n")
+READ_LINES = ", 'r').read().split('\\r\\n')"
+READ_LINES_NEW = ", 'r', newline='').read().split('\\r\\n')"
 TABS_OLD = ("\t\t  while True:\n\t\t\t neg = np.random.choice(candidate_list, p = prob)\n"
             "\t\t\t if neg not in pos_list:\n\t\t\t\tneg_list.append(neg)\n\t\t\t\tbreak\n")
 TABS_NEW = ("\t\t\twhile True:\n\t\t\t\tneg = np.random.choice(candidate_list, p = prob)\n"
@@ -77,8 +79,7 @@ def _model_patches(folder: str, gen: bool) -> list[Patch]:
         out += [Patch(f"{folder}/{f}", "import tensorflow as tf\nimport cPickle, pdb\n",
                       COMPAT + "import pickle as cPickle, pdb\n", TF + "; " + PICKLE),
                 Patch(f"{folder}/{f}", "open(filename, 'w')", "open(filename, 'wb')", PICKLE)]
-    return out + [Patch(f"{folder}/utils.py", ", 'r').read().split('\\r\\n')", ", 'r', newline='').read().split('\\r\\n')",
-                        NEWLINE, count=0)]
+    return out + [Patch(f"{folder}/utils.py", READ_LINES, READ_LINES_NEW, NEWLINE, count=0)]
 
 
 PATCHES = [
@@ -86,10 +87,12 @@ PATCHES = [
     Patch(f"{KNN}/knn_mir_cross5.py", "train_size = 15000\nlabel_dim = 24\n",
           "train_size = int(os.environ['CM_N_TRAIN'])\nlabel_dim = int(os.environ['CM_CLASS_DIM'])\n", DIMS),
     Patch(f"{KNN}/knn_mir_cross5.py", "# distance_img = pdist(train_img, 'euclidean')\n"
-          "# distance_txt = pdist(train_txt, 'euclidean')\t\t\n# np.save(result_dir + 'distance_img.npy', distance_img)\n"
+          "# distance_txt = pdist(train_txt, 'euclidean')\t\t\n"
+          "# np.save(result_dir + 'distance_img.npy', distance_img)\n"
           "# np.save(result_dir + 'distance_txt.npy', distance_txt)\n",
           "distance_img = pdist(train_img, 'euclidean')\ndistance_txt = pdist(train_txt, 'euclidean')\n"
-          "np.save(result_dir + 'distance_img.npy', distance_img)\nnp.save(result_dir + 'distance_txt.npy', distance_txt)\n",
+          "np.save(result_dir + 'distance_img.npy', distance_img)\n"
+          "np.save(result_dir + 'distance_txt.npy', distance_txt)\n",
           "the released script loads distances that its own commented-out lines compute; they run here"),
     Patch(f"{KNN}/knn_mir_cross5.py", "range(K/2)", "range(K//2)", "Python 3: / is true division", count=2),
     Patch(f"{KNN}/knn_mir_cross5.py", "[j+K/2]", "[j+K//2]", "Python 3: / is true division"),
@@ -112,8 +115,8 @@ PATCHES = [
     Patch(f"{ADV}/train_32.py", "WHOLE_EPOCH = 30\n", "WHOLE_EPOCH = int(os.environ.get('CM_EPOCHS', '30'))\n",
           "the released 30 adversarial epochs unless the run cuts both sides alike (--epochs)"),
     Patch(f"{ADV}/train_32.py", "D_DISPLAY = 1\n", "D_DISPLAY = 10 ** 9\n", NO_MAP),
-    Patch(f"{ADV}/train_32.py", "cPickle.load(open(DIS_MODEL_PRETRAIN_FILE))", "cPickle.load(open(DIS_MODEL_PRETRAIN_FILE, 'rb'))",
-          PICKLE),
+    Patch(f"{ADV}/train_32.py", "cPickle.load(open(DIS_MODEL_PRETRAIN_FILE))",
+          "cPickle.load(open(DIS_MODEL_PRETRAIN_FILE, 'rb'))", PICKLE),
     Patch(f"{ADV}/train_32.py", TABS_OLD, TABS_NEW,
           "Python 3 refuses the released mix of tabs and spaces (TabError); the same nesting in tabs "
           "(Python 2 read a tab as 8 columns)"),
@@ -121,12 +124,12 @@ PATCHES = [
     Patch(f"{ADV}/test_32.py", "import cPickle, random, pdb\nimport scipy.io as sio\nimport tensorflow as tf\n",
           "import os, pickle as cPickle, random, pdb\nimport scipy.io as sio\n" + COMPAT, TF + "; " + PICKLE),
     Patch(f"{ADV}/test_32.py", *ENV_DIMS, DIMS),
-    Patch(f"{ADV}/test_32.py", "DIS_MODEL_BEST_FILE = './model/dis_best_nn_'", "DIS_MODEL_BEST_FILE = './model/dis_newest_nn_'",
+    Patch(f"{ADV}/test_32.py", "DIS_MODEL_BEST_FILE = './model/dis_best_nn_'",
+          "DIS_MODEL_BEST_FILE = './model/dis_newest_nn_'",
           "the newest (last-epoch) D codes: the released 'best' D is picked by the query labels, switched off here"),
-    Patch(f"{ADV}/test_32.py", "cPickle.load(open(DIS_MODEL_BEST_FILE))", "cPickle.load(open(DIS_MODEL_BEST_FILE, 'rb'))",
-          PICKLE),
-    Patch(f"{ADV}/test_32.py", ", 'r').read().split('\\r\\n')", ", 'r', newline='').read().split('\\r\\n')", NEWLINE,
-          count=4),
+    Patch(f"{ADV}/test_32.py", "cPickle.load(open(DIS_MODEL_BEST_FILE))",
+          "cPickle.load(open(DIS_MODEL_BEST_FILE, 'rb'))", PICKLE),
+    Patch(f"{ADV}/test_32.py", READ_LINES, READ_LINES_NEW, NEWLINE, count=4),
 ]
 
 BOOT = ("import random, runpy, sys, numpy; s = int(sys.argv[1]); random.seed(s); numpy.random.seed(s); "
@@ -156,7 +159,8 @@ def run_stage(python: str, folder: Path, script: str, seed: int, env: dict, log)
     t0 = time.perf_counter()
     proc = subprocess.run([python, "-c", BOOT, str(seed), script], cwd=folder, env=env, stdout=log,
                           stderr=subprocess.STDOUT)
-    log.write(f"\n[adapter] {folder.name}/{script}: exit {proc.returncode}, {time.perf_counter() - t0:.0f} s\n".encode())
+    took = time.perf_counter() - t0
+    log.write(f"\n[adapter] {folder.name}/{script}: exit {proc.returncode}, {took:.0f} s\n".encode())
     log.flush()
     if proc.returncode != 0:
         raise OfficialError(f"released {folder.name}/{script} failed (exit {proc.returncode}); log: {log.name}")

@@ -74,7 +74,8 @@ def collapse_statement(collapse: dict) -> str:
             parts.append(f"every item gets the same code in the {', '.join(whole)} codes (all {bits} bits constant)")
         rest = {name: n for name, n in counts.items() if n != bits}
         if rest:
-            parts.append("constant bits: " + ", ".join(f"{n} of {bits} in the {name} codes" for name, n in rest.items()))
+            each = (f"{n} of {bits} in the {name} codes" for name, n in rest.items())
+            parts.append("constant bits: " + ", ".join(each))
     val = collapse.get("validation")
     if val:
         parts.append(f"validation mAP at chance for the whole run (best {val['best']:.3f} over {val['epochs']} epochs, "

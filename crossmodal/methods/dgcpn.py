@@ -47,6 +47,8 @@ Differs from the official code, and why:
   layer's N(0, 0.3) initialisation is not copied (PyTorch default init on both towers).
 * The official training loop also logs a label-based mAP of S per batch (labels are never used
   for training); not copied.
+* The last incomplete batch of an epoch is dropped, as by the DJSRH / JDSH loaders of the shared
+  base; DGCPN's released loader keeps it (at most batch_size - 1 pairs of an epoch).
 * Model selection on the validation split (official: the same, mAP@all on a validation set,
   with early stopping after 10 epochs without improvement; here all ``epochs`` run).
 """

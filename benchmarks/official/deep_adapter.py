@@ -55,13 +55,16 @@ class SharedResults(Results):
     applies itself to what is there, so no script overwrites another's entries."""
 
     def update(self, change: Callable[[dict], None]) -> None:
-        """Apply ``change(data)`` to the file's current content and write it back, locked."""
+        """Apply ``change(data)`` to the file's current content, with this object's ``about``
+        merged in (it only grows), and write it back, locked."""
         import fcntl
 
+        about = self.data.get("about", {})
         WORK.mkdir(parents=True, exist_ok=True)
         with open(WORK / f"{self.path.name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self.data = Results(self.path).data
+            merge(self.data.setdefault("about", {}), about)
             change(self.data)
             Results.save(self)
 
@@ -71,8 +74,7 @@ class SharedResults(Results):
                                                    + [entry]))
 
     def save(self) -> None:
-        about = self.data.get("about", {})
-        self.update(lambda data: merge(data.setdefault("about", {}), about))
+        self.update(lambda data: None)
 
 
 def merge(into: dict, new: dict) -> None:
@@ -308,6 +310,7 @@ def run_grid(spec: MethodSpec, script: Path, args) -> int:
         for seed in args.seeds:
             data, info = export_for(ref, seed, work)
             results.data["about"].setdefault("datasets", {}).setdefault(dkey, {})[info["split_hash"]] = info
+            results.save()
             for bits in args.bits:
                 key = dict(method=spec.method, dataset=dkey, bits=bits, seed=seed)
                 if "official" in args.sides and results.get(**key, variant="official") is None:

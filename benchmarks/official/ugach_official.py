@@ -247,6 +247,7 @@ def run(args) -> int:
     for seed in args.seeds:
         data, info = export_for(ref, seed, WORK)
         results.data["about"].setdefault("datasets", {}).setdefault("wiki", {})[info["split_hash"]] = info
+        results.save()
         key = dict(method="ugach", dataset="wiki", bits=32, seed=seed)
         if "official" in args.sides and results.get(**key, variant="official") is None:
             files, seconds = run_official(args, code, data, seed, work / f"s{seed}")

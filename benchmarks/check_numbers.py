@@ -15,6 +15,8 @@ Typical use around a refactor (the old code from a git revision, the new from th
 ``record --rev REV`` checks ``REV`` out into a temporary git worktree and runs its code (its
 ``crossmodal`` package first on ``PYTHONPATH``); without ``--rev`` it runs this checkout.
 ``--tables toy,digits`` restricts the tables, ``--only TEXT`` the grid points (as ``sweep --only``).
+Records kept in ``benchmarks/results/``: ``check_numbers-b309ae5.json`` (the code before the
+issue-20 restructuring) and ``check_numbers-layers.json`` (after it): 46 runs, 638 figures, 0 differ.
 The last line of ``compare`` is ``numbers: N figures, M differ`` (exit code 1 when M > 0).
 """
 

@@ -168,10 +168,6 @@ def test_lssh_sparse_coding_matches_sklearn_lasso(rng):
     assert 0 < np.mean(S != 0) < 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "lssh.lasso_fista rounds its threshold lam / L while the gradient step multiplies by 1 / L, so at "
-    "lam = lam_max the row's largest |W| exceeds the threshold by one ulp and a ~1e-17 code survives; "
-    "fix: thr = (np.asarray(lam, dtype=dt) * dt(1.0 / L))[:, None]"))
 def test_lssh_relative_weight_one_gives_all_zero_codes(rng):
     """At lam = ||Dᵀx||∞ (relative weight 1) the lasso solution is exactly zero: FISTA from zero
     must never leave it; just below, some code is non-zero."""

@@ -10,11 +10,26 @@ import os
 import sys
 
 from crossmodal import __version__
-from crossmodal.cli import datasets, demo, evaluate, import_codes, methods, query, report, reproduce, sweep, train
+from crossmodal.cli import (
+    datasets,
+    demo,
+    encode,
+    evaluate,
+    import_codes,
+    index,
+    methods,
+    query,
+    report,
+    reproduce,
+    serve,
+    sweep,
+    train,
+)
 from crossmodal.cli.common import Parser, add_runtime
 from crossmodal.errors import CrossmodalError
 
-SUBCOMMANDS = (demo, datasets, train, sweep, report, evaluate, import_codes, methods, query, reproduce)
+SUBCOMMANDS = (demo, datasets, train, sweep, report, evaluate, import_codes, methods, query, reproduce, serve,
+               encode, index)
 COMMANDS = {m.NAME: m for m in SUBCOMMANDS}
 
 

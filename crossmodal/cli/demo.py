@@ -1,7 +1,10 @@
 """``crossmodal demo``: train on the built-in toy data, evaluate, and query the run with typed
-sentences into a contact sheet. A method with a ``fast`` preset trains with it."""
+sentences into a contact sheet. A method with a ``fast`` preset trains with it. The last line
+is the ``crossmodal serve`` command that searches the run in a browser."""
 
 from __future__ import annotations
+
+import shlex
 
 from crossmodal.cli.common import add_common_train
 from crossmodal.config import load_config_file, preset_path, presets_of
@@ -57,4 +60,5 @@ def run(args) -> int:
     sheet = contact_sheet(rows, run_dir / "contact_sheet.png")
     print(f"\nrun folder: {run_dir}\n  report: {run_dir / 'report.md'}\n  PR curve: {run_dir / 'pr.png'}\n"
           f"  contact sheet: {sheet}")
+    print(f"search it in a browser (pip install crossmodal[serve]): crossmodal serve {shlex.quote(str(run_dir))}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crossmodal.errors import CrossmodalError
-from crossmodal.runs import contact_sheet, query_run
+from crossmodal.runs import contact_sheet, describe_hits, query_run
 
 NAME = "query"
 
@@ -37,14 +37,9 @@ def run(args) -> int:
     target, D, I, ds = query_run(args.run_dir, text=args.text, image=args.image, k=args.k,
                                  allow_download=args.allow_download, data_root=args.data_root)
     db = ds.split.database[I[I >= 0]]
-    caps = ds.extras.get("captions")
     print(f"{'rank':>4} {'hamming':>7}  {'id':<14} {'labels / caption'}")
-    names = ds.data.meta.get("label_names")
-    labels = ds.data.labels
-    for r, (d, i) in enumerate(zip(D, db), 1):
-        desc = str(caps[i]) if caps is not None else ", ".join(
-            names[j] if names else str(j) for j in (labels[i].nonzero()[0] if labels is not None else []))
-        print(f"{r:>4} {int(d):>7}  {ds.data.ids[i]:<14} {desc}")
+    for r, hit in enumerate(describe_hits(ds, D, I), 1):
+        print(f"{r:>4} {hit.distance:>7}  {hit.id:<14} {hit.description()}")
     if args.sheet:
         if "pixels" not in ds.extras or target != "image":
             raise CrossmodalError("--sheet needs an image search on a dataset that keeps its pixels (toy)")

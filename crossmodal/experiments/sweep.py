@@ -2,6 +2,7 @@
 
     crossmodal sweep experiments/sweeps/wiki.yaml --data-root ../shared/data/wiki
     python -m experiments.run experiments/sweeps/wiki.yaml --data-root ../shared/data/wiki   (the same)
+    crossmodal sweep experiments/sweeps/wiki.yaml --executor dask --workers 2   (2 runs at a time)
 
 A sweep file::
 
@@ -25,22 +26,27 @@ is recorded in its ``failed.json`` and the sweep goes on. ``OUT/sweep.json`` lis
 point and its state, rewritten after each point. ``--dry-run`` validates every point (method,
 config keys, dataset and its parameters) and trains nothing. With the wandb tracker the sweep's
 aggregated report (``OUT/report``) is logged as a ``report`` job in the sweep's group.
+
+Where the runs train is the executor's business (:mod:`crossmodal.experiments.executors`):
+one after another in this process, or each grid point one Dask task; every grid point goes
+through :func:`crossmodal.experiments.point.run_point` either way, into the same folders.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
-import shutil
 import time
-import traceback
 from pathlib import Path
 
 from crossmodal.config import dataset_key, load_config, parse_overrides, preset_path, read_yaml
 from crossmodal.engine import atomic_write_json
 from crossmodal.errors import ConfigError, CrossmodalError, did_you_mean
+from crossmodal.experiments.executors import SequentialExecutor
+from crossmodal.experiments.point import record_failure, run_point, state
 from crossmodal.report import config_label, write_report
-from crossmodal.runs import RunSpec, train_run
+from crossmodal.runs import RunSpec
 from crossmodal.tracking import Tracker
 
 SWEEP_KEYS = {"name", "description", "datasets", "methods", "bits", "seeds", "ks", "directions", "tracker",
@@ -125,17 +131,6 @@ def grid(sw: dict) -> list[dict]:
     return points
 
 
-def state(run_dir: Path) -> str:
-    """``done`` (report.json), ``failed`` (failed.json), ``interrupted`` (run.json) or ``todo``."""
-    if (run_dir / "report.json").is_file():
-        return "done"
-    if (run_dir / "failed.json").is_file():
-        return "failed"
-    if (run_dir / "run.json").is_file():
-        return "interrupted"
-    return "todo"
-
-
 def check_point(p: dict, data_root: str | None = None, _cache: dict | None = None) -> dict:
     """Validate one grid point without training: the method exists, its preset / config file /
     overrides are valid keys, and its dataset loads with its parameters. Returns the resolved
@@ -197,18 +192,16 @@ def _write_state(out: Path, path, sw: dict, points: list[dict]) -> None:
     atomic_write_json(out / "sweep.json", {"sweep": str(path), "name": sw["name"], "points": summary})
 
 
-def _record_failure(run_dir: Path, exc: BaseException, stage: str) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "failed.json", {"stage": stage, "error": f"{type(exc).__name__}: {exc}",
-                                                "traceback": traceback.format_exc()})
-
-
 def run_sweep(path: str | Path, data_root: str | None = None, out: str | Path | None = None,
               tracker: str | None = None, only: list[str] | None = None, dry_run: bool = False,
-              wandb: dict | None = None, log=print) -> dict:
-    """Run (or continue) a sweep; returns ``{state: count}`` after it (``dry_run``: ``{"valid", "invalid"}``)."""
-    from crossmodal.methods import get_method
+              wandb: dict | None = None, log=print, executor=None) -> dict:
+    """Run (or continue) a sweep; returns ``{state: count}`` after it (``dry_run``: ``{"valid", "invalid"}``).
 
+    ``executor`` (:mod:`crossmodal.experiments.executors`; default: sequential, in this process)
+    runs the grid points left to train, each :func:`~crossmodal.experiments.point.run_point`;
+    finished (and STALE) points and points whose config does not resolve are settled here first.
+    One line per settled point, ``[done/total]``; ``OUT/sweep.json`` is rewritten after each.
+    """
     sw = load_sweep(path)
     out = Path(out or sw.get("out") or Path("runs") / "sweeps" / sw["name"])
     points = grid(sw)
@@ -216,70 +209,42 @@ def run_sweep(path: str | Path, data_root: str | None = None, out: str | Path | 
         points = [p for p in points if any(o in p["folder"] for o in only)]
     wandb = {**(sw.get("wandb") or {}), **(wandb or {})}
     tracker = tracker or sw.get("tracker")
-    if dry_run:  # validate every point, write nothing
-        cache: dict = {}
-        bad = 0
-        for i, p in enumerate(points, 1):
-            head = f"[{i}/{len(points)}] {p['folder']}"
-            try:
-                check_point(p, data_root, cache)
-                log(f"{head}: ok ({state(out / p['folder'])})")
-            except CrossmodalError as exc:
-                bad += 1
-                log(f"{head}: INVALID: {exc}")
-        log(f"sweep {sw['name']}: {len(points) - bad} of {len(points)} grid points valid")
-        return {"valid": len(points) - bad, "invalid": bad}
+    if dry_run:
+        return dry_run_sweep(sw, points, out, data_root, log)
+    executor = executor or SequentialExecutor()
     out.mkdir(parents=True, exist_ok=True)
     counts = {"done": 0, "failed": 0, "skipped": 0, "stale": 0}
+    settled = []
+
+    def settle(p: dict, what: str, line: str) -> None:
+        counts[what] += 1
+        settled.append(p["folder"])
+        log(f"[{len(settled)}/{len(points)}] {p['folder']}: {line}")
+        _write_state(out, path, sw, points)
+
     t0 = time.perf_counter()
     _write_state(out, path, sw, points)
-    for i, p in enumerate(points, 1):
-        run_dir = out / p["folder"]
-        st = state(run_dir)
-        head = f"[{i}/{len(points)}] {p['folder']}"
-        if st == "done":
-            keys = stale_keys(run_dir, p)
-            if keys:
-                log(f"{head}: STALE: finished with another {', '.join(keys)} than the sweep file now gives; "
-                    "kept (a finished run is never changed): sweep into a new --out to retrain")
-                counts["stale"] += 1
+    todo = []
+    try:
+        for p in points:
+            task = _settle_or_task(p, out, sw, data_root, tracker, wandb, settle)
+            if task is not None:
+                todo.append((p, task))
+        fn = functools.partial(run_point, log=log) if executor.in_process else run_point
+        for o in executor.map_unordered(fn, [t for _, t in todo], keys=[p["folder"] for p, _ in todo]):
+            p = todo[o.index][0]
+            res = o.value
+            if o.error is not None:  # the task itself was lost (its worker died again and again)
+                record_failure(out / p["folder"], o.error, "executor")
+                res = {"state": "failed", "resumed": False, "error": f"{type(o.error).__name__}: {o.error}"}
+            if res["state"] == "failed":
+                settle(p, "failed", f"FAILED ({res['error']}); recorded in {out / p['folder'] / 'failed.json'}")
+            elif res["state"] == "skipped":
+                settle(p, "skipped", "finished meanwhile by another process, skipped")
             else:
-                log(f"{head}: finished earlier, skipped")
-                counts["skipped"] += 1
-            continue
-        ds = p["dataset"]
-        try:
-            cfg, run = method_config(p["method"], dataset_key(ds["name"]))
-            if "progress" in get_method(p["method"]["method"]).defaults:
-                cfg.setdefault("progress", False)  # one line per run instead of nested bars
-        except Exception as exc:  # an unknown method or a bad config: recorded, the sweep goes on
-            _record_failure(run_dir, exc, "config")
-            log(f"{head}: FAILED ({type(exc).__name__}: {exc}); recorded in {run_dir / 'failed.json'}")
-            counts["failed"] += 1
-            _write_state(out, path, sw, points)
-            continue
-        ckpt = run_dir / "checkpoints"
-        resume = run_dir if st == "interrupted" and ckpt.is_dir() and any(ckpt.iterdir()) else None
-        if st == "failed":  # a retry starts from scratch: its checkpoints may be what failed
-            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        (run_dir / "failed.json").unlink(missing_ok=True)
-        log(f"{head}: {'resuming' if resume else 'training'}")
-        try:
-            train_run(p["method"]["method"], ds["name"], p["bits"], seed=p["seed"], config=cfg,
-                      data_root=ds.get("root") or data_root, dataset_params=ds.get("params"),
-                      tracker=tracker or run.get("tracker", "jsonl"),
-                      resume=resume, run_dir=None if resume else run_dir,
-                      ks=tuple(sw.get("ks") or run.get("ks") or (100,)),
-                      directions=tuple(sw.get("directions") or ()) or None,
-                      label=p["label"], group=sw["name"],
-                      log_artifact=bool(sw.get("log_artifact", run.get("log_artifact", False))), wandb=wandb,
-                      log=lambda *a: None,
-                      database_codes=p["method"].get("database_codes") or run.get("database_codes", "per-modality"))
-            counts["done"] += 1
-        except Exception as exc:  # a failing run is recorded and the sweep goes on
-            _record_failure(run_dir, exc, "train")
-            log(f"{head}: FAILED ({type(exc).__name__}: {exc}); recorded in {run_dir / 'failed.json'}")
-            counts["failed"] += 1
+                how = "resumed from its checkpoint and finished" if res["resumed"] else "trained"
+                settle(p, "done", f"{how} in {o.seconds:.0f} s")
+    finally:
         _write_state(out, path, sw, points)
     stale = f", {counts['stale']} STALE (another config)" if counts["stale"] else ""
     log(f"sweep {sw['name']}: {counts['done']} trained, {counts['skipped']} already finished{stale}, "
@@ -287,6 +252,55 @@ def run_sweep(path: str | Path, data_root: str | None = None, out: str | Path | 
     if (tracker or "jsonl") == "wandb" and (counts["done"] or counts["skipped"]):
         log_sweep_report(out, sw, wandb, log=log)
     return counts
+
+
+def dry_run_sweep(sw: dict, points: list[dict], out: Path, data_root, log) -> dict:
+    """Validate every grid point (:func:`check_point`), write nothing; ``{"valid", "invalid"}``."""
+    cache: dict = {}
+    bad = 0
+    for i, p in enumerate(points, 1):
+        head = f"[{i}/{len(points)}] {p['folder']}"
+        try:
+            check_point(p, data_root, cache)
+            log(f"{head}: ok ({state(out / p['folder'])})")
+        except CrossmodalError as exc:
+            bad += 1
+            log(f"{head}: INVALID: {exc}")
+    log(f"sweep {sw['name']}: {len(points) - bad} of {len(points)} grid points valid")
+    return {"valid": len(points) - bad, "invalid": bad}
+
+
+def _settle_or_task(p: dict, out: Path, sw: dict, data_root, tracker, wandb, settle) -> dict | None:
+    """A grid point finished earlier (kept, STALE when its config changed since) or whose config
+    does not resolve (recorded as failed) is settled here and gives None; any other point gives
+    the task :func:`run_point` trains."""
+    from crossmodal.methods import get_method
+
+    run_dir = out / p["folder"]
+    if state(run_dir) == "done":
+        keys = stale_keys(run_dir, p)
+        if keys:
+            settle(p, "stale", f"STALE: finished with another {', '.join(keys)} than the sweep file now gives; "
+                               "kept (a finished run is never changed): sweep into a new --out to retrain")
+        else:
+            settle(p, "skipped", "finished earlier, skipped")
+        return None
+    ds = p["dataset"]
+    try:
+        cfg, run = method_config(p["method"], dataset_key(ds["name"]))
+        if "progress" in get_method(p["method"]["method"]).defaults:
+            cfg.setdefault("progress", False)  # one line per run instead of nested bars
+    except Exception as exc:  # an unknown method or a bad config: recorded, the sweep goes on
+        record_failure(run_dir, exc, "config")
+        settle(p, "failed", f"FAILED ({type(exc).__name__}: {exc}); recorded in {run_dir / 'failed.json'}")
+        return None
+    train = dict(data_root=ds.get("root") or data_root, dataset_params=ds.get("params"),
+                 tracker=tracker or run.get("tracker", "jsonl"), ks=tuple(sw.get("ks") or run.get("ks") or (100,)),
+                 directions=tuple(sw.get("directions") or ()) or None, label=p["label"], group=sw["name"],
+                 log_artifact=bool(sw.get("log_artifact", run.get("log_artifact", False))), wandb=wandb,
+                 database_codes=p["method"].get("database_codes") or run.get("database_codes", "per-modality"))
+    return {"run_dir": str(run_dir), "method": p["method"]["method"], "dataset": ds["name"], "bits": p["bits"],
+            "seed": p["seed"], "config": cfg, "train": train}
 
 
 def log_sweep_report(out: Path, sw: dict, wandb: dict | None = None, log=print) -> Path:

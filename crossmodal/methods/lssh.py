@@ -90,7 +90,7 @@ def lasso_fista(D: np.ndarray, X: np.ndarray, lam: np.ndarray, iters: int, S0: n
     L = max(float(np.linalg.eigvalsh(G.astype(np.float64))[-1]), 1e-12)
     # Z G costs N M² per iteration; (Z Dᵀ) D costs 2 N M p, cheaper when p < M / 2
     gram = (lambda Z: Z @ G) if 2 * D.shape[0] >= D.shape[1] else (lambda Z: (Z @ D.T) @ D)
-    thr = (np.asarray(lam, dtype=dt) / dt(L))[:, None]
+    thr = (np.asarray(lam, dtype=dt) * dt(1.0 / L))[:, None]  # the step's factor: exact zeros at λ_max
     S = np.zeros((len(X), D.shape[1]), dtype=dt) if S0 is None else S0.astype(dt)
     Z, t = S.copy(), 1.0
     for _ in range(iters):

@@ -45,7 +45,7 @@ one-line note and records it (``run.json`` / ``report.json``: ``protocol_note``)
 Differs from the official code. Effects are measured by ``benchmarks/ablate_ugach.py`` against
 the official-exact configuration (wiki and toy, 16 and 64 bits, 3 seeds, every row cut alike to
 64 hidden units, 400 training pairs, 10 pre-training and 2 adversarial epochs; mean of I->T and
-T->I mAP@all on validation and query; table in the README):
+T->I mAP@all on validation and query; table in docs/src/findings/ugach-ablation.md):
 
 * **Batched** (``batch_size``, 32 in the paper preset, with ``lr_scale_batch`` so that one step
   moves the weights as far as ``batch_size`` batch-1 SGD steps), with whole feature matrices on
@@ -58,7 +58,7 @@ T->I mAP@all on validation and query; table in the README):
 * **REINFORCE normaliser** (``g_normaliser``): ``pool`` (default) normalises G's softmax over the
   whole pool, as the paper's ``p(x | q)``; the official code feeds only the 2 drawn items to its
   softmax (``sampled``). Measured: within +-0.002 mAP (with 2 adversarial epochs G's training
-  reaches D once; 8 batched epochs: see the README).
+  reaches D once; 8 batched epochs: docs/src/findings/ugach-ablation.md).
 * **D pre-training**: the paper preset follows the official script (above) but for a fixed
   number of epochs (official: until stopped, up to 30 x 1,000) and selects the best epoch on the
   **validation** split (official: on its test queries); the batches are reshuffled each epoch
@@ -74,7 +74,7 @@ T->I mAP@all on validation and query; table in the README):
   use none. Measured: z-scoring is the one departure that moves mAP, +0.03 to +0.06 (64 bits,
   query: toy 0.245 -> 0.300, wiki 0.125 -> 0.166).
 * ``g_temperature`` (default 1, the official value) divides G's scores before the softmax;
-  a higher temperature makes G's negatives less extreme (see the README's wiki findings).
+  a higher temperature makes G's negatives less extreme (docs/src/findings/ugach-wiki.md).
 
 Training machinery (device, ``amp``, batches, optimisers, checkpoints, ``selection``) is the shared
 :class:`~crossmodal.methods.torch_base.TorchHasher`. ``optimizer``: ``sgd`` is plain SGD (no

@@ -490,3 +490,24 @@ def test_end2end_with_a_local_transformers_backbone(tiny_clip, toy_small, tmp_pa
     assert F.shape == (q.n, 16) and F.std(0).mean() > 1e-3
     h.save(tmp_path / "m")
     assert np.array_equal(load_hasher(tmp_path / "m").encode_image(q.image), codes)
+
+
+def test_dgcpn_with_every_item_a_neighbour_collapses_and_the_report_says_so(toy_small):
+    """The collapse the old graph size caused, end to end: trained with k >= n - 1 the image codes
+    keep almost every bit constant, the evaluation states it (report meta ``collapse``) and the
+    query mAP falls to about chance; the same training with k = 40 % of n keeps most bits alive and
+    ranks far better."""
+    from crossmodal.retrieval.evaluate import evaluate
+
+    out = {}
+    for k in (5000, None):
+        h = get_method("dgcpn")(16, seed=0, hidden=[32], hidden_text=[32], epochs=30, batch_size=64, dropout=0.1,
+                                n_neighbours=k, progress=False, optimizer="adam", lr=1e-3)
+        h.fit(toy_small.part("train"), valid=validation_set(toy_small))
+        out[k] = evaluate(h, toy_small)
+    every, share = out[5000], out[None]
+    assert every.meta["collapse"]["constant_bits"]["query image"] >= 12
+    assert every.meta["collapse"]["statement"].startswith("degenerate codes: constant bits: ")
+    assert share.meta.get("collapse", {}).get("constant_bits", {}).get("query image", 0) <= 4
+    for d in ("i2t", "t2i"):
+        assert every.results[d]["mAP@all"] < 0.25 < share.results[d]["mAP@all"] - 0.05

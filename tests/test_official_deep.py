@@ -116,3 +116,18 @@ def test_a_missing_checkout_is_one_line_and_exit_2(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "give --code" in proc.stderr
+
+
+def test_ugach_reuses_only_stages_an_earlier_run_finished(tmp_path):
+    """``--reuse-stages``: the graph and pre-training stages count as finished only from their
+    ``exit 0`` lines, the pre-training only with the asked number of epochs."""
+    import ugach_official
+
+    log = tmp_path / "official.log"
+    assert ugach_official.finished_stages(log, 2) == {}
+    log.write_text("[adapter] KNN/knn_mir_cross5.py: exit 0, 90 s\nd_epoch: 0\nd_epoch: 1\n"
+                   "[adapter] unsuper-pretrain-mir-D-beta/train_32.py: exit 0, 1484 s\n")
+    assert ugach_official.finished_stages(log, 2) == {"knn": 90.0, "pretrain": 1484.0}
+    assert ugach_official.finished_stages(log, 50) == {"knn": 90.0}
+    log.write_text("[adapter] KNN/knn_mir_cross5.py: exit 1, 3 s\n")
+    assert ugach_official.finished_stages(log, 2) == {}

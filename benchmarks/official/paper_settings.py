@@ -142,7 +142,7 @@ def table(data: dict) -> str:
             cells.append(f"{np.mean(v):.3f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.3f}")
         best = ", ".join(str(e["validation"]["best_epoch"]) for e in es) if es[0]["validation"]["scores"] else "—"
         col = "; ".join(sorted({e["collapse"]["statement"].split(":")[0] for e in es if e.get("collapse")})) or "none"
-        epochs = ", ".join(sorted({str(e.get("epochs", "—")) for e in es}))
+        epochs = ", ".join(sorted({str(e.get("epochs") or "—") for e in es}))
         lines.append(f"| {variant} | {bits} | {epochs} | {cells[0]} | {cells[1]} | {best} | {col} | {len(es)} |")
     diag = data.get("about", {}).get("diagnostics")
     if diag:

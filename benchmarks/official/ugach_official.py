@@ -166,12 +166,36 @@ def run_stage(python: str, folder: Path, script: str, seed: int, env: dict, log)
         raise OfficialError(f"released {folder.name}/{script} failed (exit {proc.returncode}); log: {log.name}")
 
 
-def run_official(args, code: Path, data: Path, seed: int, work: Path) -> tuple[dict, float]:
-    """The four released stages on the exported split at ``seed``; returns ``(code files, seconds)``."""
+def finished_stages(log: Path, pretrain_epochs: int) -> dict[str, float]:
+    """``{stage: seconds}`` of the graph and pre-training stages that an earlier run in this work
+    folder finished (its ``official.log`` says ``exit 0``), the pre-training only if it ran
+    ``pretrain_epochs`` epochs; ``{}`` when the log is missing or the graph stage did not finish."""
+    import re
+
+    if not log.is_file():
+        return {}
+    text = log.read_text(encoding="utf-8", errors="replace")
+    done = {m[1]: float(m[2]) for m in re.finditer(r"^\[adapter\] (\S+): exit 0, (\d+) s$", text, re.M)}
+    stages = {}
+    if f"{KNN}/knn_mir_cross5.py" in done:
+        stages["knn"] = done[f"{KNN}/knn_mir_cross5.py"]
+        if f"{PRE}/train_32.py" in done and text.count("d_epoch:") == pretrain_epochs:
+            stages["pretrain"] = done[f"{PRE}/train_32.py"]
+    return stages
+
+
+def run_official(args, code: Path, data: Path, seed: int, work: Path) -> tuple[dict, float, dict]:
+    """The four released stages on the exported split at ``seed``; returns ``(code files, seconds,
+    reused)``. With ``--reuse-stages`` the graph and pre-trained D of an earlier run of the same seed
+    in ``work`` (finished, same pre-training epochs) are kept and those stages are not run again;
+    ``reused`` is ``{stage: seconds it took then}`` and the seconds include them."""
     from scipy.io import loadmat
 
     tree = work / "code"
-    prepare_checkout(code, tree, PATCHES)
+    reused = finished_stages(work / "official.log", args.pretrain_epochs) if args.reuse_stages else {}
+    if "pretrain" not in reused:
+        reused = {}
+        prepare_checkout(code, tree, PATCHES)
     split = load_split(data)
     write_lists(split, tree / "mir")
     for d in (f"{KNN}/mir", f"{PRE}/model", f"{ADV}/model", f"{ADV}/result"):
@@ -182,21 +206,22 @@ def run_official(args, code: Path, data: Path, seed: int, work: Path) -> tuple[d
            "CM_EPOCHS": str(args.epochs or 30), "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1",
            "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     t0 = time.perf_counter()
-    with open(work / "official.log", "wb") as log:
-        run_stage(args.python, tree / KNN, "knn_mir_cross5.py", seed, env, log)
-        shutil.copy(tree / KNN / "mir" / "KNN_cross5.npy", tree / "mir" / "list" / "KNN_cross5.npy")
-        run_stage(args.python, tree / PRE, "train_32.py", seed, env, log)
+    with open(work / "official.log", "ab" if reused else "wb") as log:
+        if not reused:
+            run_stage(args.python, tree / KNN, "knn_mir_cross5.py", seed, env, log)
+            shutil.copy(tree / KNN / "mir" / "KNN_cross5.npy", tree / "mir" / "list" / "KNN_cross5.npy")
+            run_stage(args.python, tree / PRE, "train_32.py", seed, env, log)
         shutil.copy(tree / PRE / "model" / "dis_newest_nn_32.model", tree / ADV / "model" / "dis_pretrain_nn_32.model")
         run_stage(args.python, tree / ADV, "train_32.py", seed, env, log)
         run_stage(args.python, tree / ADV, "test_32.py", seed, env, log)
-    seconds = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0 + sum(reused.values())
     m = loadmat(str(tree / ADV / "result" / "DIS_mir_32.mat"))
     files = {}
     for key, var in (("query_image", "B_I_te"), ("query_text", "B_T_te"), ("database_image", "B_I_db"),
                      ("database_text", "B_T_db")):
         files[key] = work / f"{key}.npy"
         np.save(files[key], np.asarray(m[var]).astype(np.uint8))
-    return files, seconds
+    return files, seconds, reused
 
 
 def main(argv=None) -> int:
@@ -208,6 +233,8 @@ def main(argv=None) -> int:
     p.add_argument("--sides", nargs="+", default=["official", "port"], choices=["official", "port"])
     p.add_argument("--pretrain-epochs", type=int, default=50)
     p.add_argument("--epochs", type=int, default=None, help="cut both sides alike (default: the released 30)")
+    p.add_argument("--reuse-stages", action="store_true",
+                   help="keep the graph and pre-trained D of an earlier finished run of the same seed in --work")
     p.add_argument("--results", default=str(RESULTS / "deep.json"))
     p.add_argument("--work", default=str(WORK / "ugach"))
     args = p.parse_args(argv)
@@ -250,11 +277,12 @@ def run(args) -> int:
         results.save()
         key = dict(method="ugach", dataset="wiki", bits=32, seed=seed)
         if "official" in args.sides and results.get(**key, variant="official") is None:
-            files, seconds = run_official(args, code, data, seed, work / f"s{seed}")
+            files, seconds, reused = run_official(args, code, data, seed, work / f"s{seed}")
             figs, run_dir = score_codes(ref, 32, seed, "ugach-official", files, work / "runs")
             results.put({**key, "variant": "official", "figures": figs, "seconds": round(seconds, 1),
                          "run": str(run_dir), "split_hash": info["split_hash"],
-                         "settings": {"pretrain_epochs": args.pretrain_epochs, "epochs": args.epochs or 30},
+                         "settings": {"pretrain_epochs": args.pretrain_epochs, "epochs": args.epochs or 30,
+                                      **({"reused_stages": reused} if reused else {})},
                          "code_commit": results.data["about"]["code"]["ugach"]["commit"]})
             print(f"ugach official s{seed}: {json.dumps(figs['per-modality']['i2t'])} ({seconds:.0f} s)", flush=True)
         if "port" in args.sides and results.get(**key, variant="port") is None:

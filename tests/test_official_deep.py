@@ -103,10 +103,14 @@ def test_table_rows_gaps_and_changes():
                                          "changes": [{"file": "train.py", "occurrences": 9, "why": "CPU"}]}}},
             "entries": [_entry("djsrh", "official", 0, 0.30, 0.40), _entry("djsrh", "official", 1, 0.32, 0.40),
                         _entry("djsrh", "port", 0, 0.33, 0.405, 20.0), _entry("djsrh", "port", 1, 0.33, 0.405, 20.0)]}
+    for e in data["entries"]:
+        e.update({"settings": {"NUM_EPOCH": 5}} if e["variant"] == "official" else {"overrides": {"epochs": 5}})
     md = deep_table.markdown(data)
     assert "### toy, 32 bits: 1800 training pairs, 200 queries, 1800 database items (split h1); mAP@all" in md
-    assert "| djsrh | I→T | 0.3100 ± 0.0141 | 0.3300 ± 0.0000 | **+0.0200** | — | 2 / 2 | 10 / 20 |" in md
-    assert "| djsrh | T→I | 0.4000 ± 0.0000 | 0.4050 ± 0.0000 | +0.0050 | — | 2 / 2 | 10 / 20 |" in md
+    assert "| djsrh | I→T | 0.3100 ± 0.0141 | 0.3300 ± 0.0000 | **+0.0200** | — | 2 / 2 | 5 / 5 | 10 / 20 |" in md
+    assert "| djsrh | T→I | 0.4000 ± 0.0000 | 0.4050 ± 0.0000 | +0.0050 | — | 2 / 2 | 5 / 5 | 10 / 20 |" in md
+    data["entries"][2]["overrides"] = data["entries"][3]["overrides"] = {}
+    assert "| +0.0050 | — | 2 / 2 | 5 | 10 / 20 |" in deep_table.markdown(data)
     assert "**djsrh**: `zs-zhong/DJSRH` at commit `abc`" in md and "- `train.py` (9×): CPU" in md and "- a note" in md
 
 

@@ -107,10 +107,12 @@ def test_table_rows_gaps_and_changes():
         e.update({"settings": {"NUM_EPOCH": 5}} if e["variant"] == "official" else {"overrides": {"epochs": 5}})
     md = deep_table.markdown(data)
     assert "### toy, 32 bits: 1800 training pairs, 200 queries, 1800 database items (split h1); mAP@all" in md
-    assert "| djsrh | I→T | 0.3100 ± 0.0141 | 0.3300 ± 0.0000 | **+0.0200** | — | 2 / 2 | 5 / 5 | 10 / 20 |" in md
-    assert "| djsrh | T→I | 0.4000 ± 0.0000 | 0.4050 ± 0.0000 | +0.0050 | — | 2 / 2 | 5 / 5 | 10 / 20 |" in md
+    assert "| djsrh | I→T | 0.3100 ± 0.0141 | 0.3300 ± 0.0000 | **+0.0200** | — | 2 / 2 | 5 / 5 | — / — | 10 / 20 |" in md
+    assert "| djsrh | T→I | 0.4000 ± 0.0000 | 0.4050 ± 0.0000 | +0.0050 | — | 2 / 2 | 5 / 5 | — / — | 10 / 20 |" in md
     data["entries"][2]["overrides"] = data["entries"][3]["overrides"] = {}
-    assert "| +0.0050 | — | 2 / 2 | 5 | 10 / 20 |" in deep_table.markdown(data)
+    data["entries"][0]["collapse"] = {}
+    data["entries"][2]["collapse"] = {"constant_bits": {"query image": 3, "database text": 5}}
+    assert "| +0.0050 | — | 2 / 2 | 5 | 0 / 5 | 10 / 20 |" in deep_table.markdown(data)
     assert "**djsrh**: `zs-zhong/DJSRH` at commit `abc`" in md and "- `train.py` (9×): CPU" in md and "- a note" in md
 
 
@@ -135,3 +137,15 @@ def test_ugach_reuses_only_stages_an_earlier_run_finished(tmp_path):
     assert ugach_official.finished_stages(log, 50) == {"knn": 90.0}
     log.write_text("[adapter] KNN/knn_mir_cross5.py: exit 1, 3 s\n")
     assert ugach_official.finished_stages(log, 2) == {}
+
+
+def test_an_entry_gets_the_collapse_its_run_stated(tmp_path, monkeypatch):
+    monkeypatch.setattr(deep_adapter, "WORK", tmp_path / "work")
+    run = tmp_path / "run"
+    run.mkdir()
+    col = {"bits": 8, "constant_bits": {"query image": 8}, "statement": "collapsed: ..."}
+    (run / "report.json").write_text(json.dumps({"meta": {"collapse": col}}))
+    res = SharedResults(tmp_path / "deep.json")
+    res.put({"method": "m", "dataset": "d", "bits": 8, "seed": 0, "variant": "official", "run": str(run)})
+    res.put({"method": "m", "dataset": "d", "bits": 8, "seed": 1, "variant": "official", "run": str(tmp_path / "gone")})
+    assert [e["collapse"] for e in SharedResults(tmp_path / "deep.json").data["entries"]] == [col, None]

@@ -69,12 +69,26 @@ class SharedResults(Results):
             Results.save(self)
 
     def put(self, entry: dict) -> None:
+        """Write ``entry`` (replacing the one with its key), with the collapse its run's report
+        stated (:func:`collapse_of`) unless the entry holds one."""
+        if "collapse" not in entry and entry.get("run"):
+            entry = {**entry, "collapse": collapse_of(Path(entry["run"]))}
         k = self.key(entry)
         self.update(lambda data: data.__setitem__("entries", [e for e in data["entries"] if self.key(e) != k]
                                                    + [entry]))
 
     def save(self) -> None:
         self.update(lambda data: None)
+
+
+def collapse_of(run: Path) -> dict | None:
+    """``meta["collapse"]`` of the run's ``report.json`` (constant bits per code set, the
+    statement; see crossmodal.retrieval.collapse): ``{}`` when the report states none, None when
+    the run folder has no report (a run from before collapse detection, or gone)."""
+    report = Path(run) / "report.json"
+    if not report.is_file():
+        return None
+    return json.loads(report.read_text(encoding="utf-8"))["meta"].get("collapse", {})
 
 
 def merge(into: dict, new: dict) -> None:

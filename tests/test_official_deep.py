@@ -149,3 +149,26 @@ def test_an_entry_gets_the_collapse_its_run_stated(tmp_path, monkeypatch):
     res.put({"method": "m", "dataset": "d", "bits": 8, "seed": 0, "variant": "official", "run": str(run)})
     res.put({"method": "m", "dataset": "d", "bits": 8, "seed": 1, "variant": "official", "run": str(tmp_path / "gone")})
     assert [e["collapse"] for e in SharedResults(tmp_path / "deep.json").data["entries"]] == [col, None]
+
+
+def test_paper_settings_table_states_epochs_and_collapse():
+    import paper_settings
+
+    def entry(variant, seed, i2t, collapse, epochs):
+        return {"method": paper_settings.RUNS[variant][0], "dataset": "toy", "bits": 32, "seed": seed,
+                "variant": variant, "epochs": epochs, "collapse": collapse,
+                "figures": {"i2t": {"mAP@all": i2t}, "t2i": {"mAP@all": 0.2}},
+                "validation": {"scores": [0.2, 0.1], "best_epoch": 1}}
+
+    dead = {"bits": 32, "constant_bits": {"query image": 32, "query text": 30}, "validation": {"best": 0.18},
+            "statement": "collapsed: every item gets the same code ..."}
+    some = {"bits": 32, "constant_bits": {"database text": 3}, "statement": "degenerate codes: ..."}
+    data = {"entries": [entry("dgcpn paper, k = 2000 (before the fix)", 0, 0.19, dead, 5),
+                        entry("dgcpn paper, k = 2000 (before the fix)", 1, 0.21, None, 5),
+                        entry("dgcpn paper", 0, 0.33, some, 5)]}
+    md = paper_settings.table(data)
+    assert ("| dgcpn paper, k = 2000 (before the fix) | 32 | 5 | 0.200 ± 0.014 | 0.200 ± 0.000 | 1, 1 | "
+            "collapsed: 32 of 32 bits constant, validation at chance; none | 2 |") in md
+    assert "| dgcpn paper | 32 | 5 | 0.330 ± 0.000 | 0.200 ± 0.000 | 1 | 3 of 32 bits constant | 1 |" in md
+    assert md.index("| dgcpn paper |") < md.index("| dgcpn paper, k = 2000")
+    assert paper_settings.label("djsrh paper, beta 0.1 (fast's beta)") == "djsrh-paper-beta-0.1-fast-s-beta"

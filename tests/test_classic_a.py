@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from scipy import linalg
 
 from crossmodal.errors import ConfigError, DataError
-from crossmodal.methods import get_method, load_hasher
+from crossmodal.methods import get_method
 from crossmodal.retrieval.codes import unpack
 from crossmodal.retrieval.evaluate import evaluate
 

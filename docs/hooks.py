@@ -7,8 +7,9 @@
   Markdown: ``results NAME`` (the committed ``table.md``), ``figures NAME`` (its plots),
   ``sweep NAME`` (the sweep file behind it), ``ablation FILE`` (a UGACH ablation JSON as a table),
   ``cli ARGS`` (what ``crossmodal ARGS`` prints; read-only commands), ``conventions`` (the
-  evaluation conventions every report states).
-  An unknown marker or a missing file stops the build.
+  evaluation conventions every report states), ``official NAME`` (a table of released code vs
+  port, ``experiments/results/official/NAME.md``; one not run in this checkout is a note).
+  An unknown marker or a missing file stops the build (except that ``official`` note).
 
 The ``crossmodal`` imported here is the one of this checkout (its root goes first on
 ``sys.path``), so the catalogue always describes the code next to it.
@@ -73,7 +74,7 @@ def on_page_markdown(markdown, page, config, files):
     depth = page.file.src_uri.count("/")
     makers = {"results": results.table, "sweep": results.sweep, "ablation": results.ablation,
               "figures": lambda name: results.figures(name, depth), "cli": live.cli,
-              "conventions": lambda _: live.conventions()}
+              "conventions": lambda _: live.conventions(), "official": results.official}
 
     def replace(match: re.Match) -> str:
         kind, arg = match.group(1), match.group(2) or ""

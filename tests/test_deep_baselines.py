@@ -165,6 +165,41 @@ def test_dgcpn_graph_equals_the_official_dense_construction():
     assert float(loss) == pytest.approx(want, rel=1e-10)
 
 
+def test_dgcpn_neighbours_are_a_share_of_the_training_set(toy_small, caplog):
+    """k = round(neighbour_share · n) unless n_neighbours fixes it, clamped to [1, n - 1]; a k that
+    keeps every other item is a logged warning (the graph term is then the same for every pair)."""
+    import logging
+
+    cls = get_method("dgcpn")
+    assert cls(16).n_neighbours(5000) == 2000  # the paper's k at its 5,000 training pairs
+    assert cls(16).n_neighbours(1620) == 648 and cls(16, neighbour_share=0.1).n_neighbours(1620) == 162
+    assert cls(16, n_neighbours=600).n_neighbours(1620) == 600
+    assert cls(16, n_neighbours=2000).n_neighbours(1620) == 1619 and cls(16, neighbour_share=0.01).n_neighbours(20) == 1
+    tr = toy_small.part("train")
+    h = cls(16, **{**TINY["dgcpn"], "n_neighbours": None, "epochs": 1})
+    h._setup(tr)
+    assert h.k == round(0.4 * tr.n)
+    with caplog.at_level(logging.WARNING, logger="crossmodal"):
+        cls(16, **{**TINY["dgcpn"], "n_neighbours": 5000, "epochs": 1})._setup(tr)
+    assert any("keeps every other one" in r.getMessage() for r in caplog.records)
+
+
+def test_dgcpn_target_with_every_item_a_neighbour_says_every_pair_is_similar(toy_small):
+    """The old paper setting on a small set (k = 2000 >= n - 1): P Pᵀ is about 1/k everywhere, so
+    S_gn is about 2 for every pair and the target S > 0 for every pair of a toy batch; with
+    k = 40 % of n the target separates (some pairs negative)."""
+    tr = toy_small.part("train")
+    idx = torch.arange(64)
+    targets = {}
+    for k in (5000, None):
+        h = get_method("dgcpn")(16, **{**TINY["dgcpn"], "n_neighbours": k, "epochs": 1})
+        h._setup(tr)
+        targets[k] = h._target(idx)
+    off = ~torch.eye(64, dtype=torch.bool)
+    assert bool((targets[5000][off] > 0).all())
+    assert float((targets[None][off] < 0).float().mean()) > 0.2
+
+
 def test_ucch_ranking_and_contrastive_losses_by_hand(batch):
     oi, ot = _norm(batch["hi"]), _norm(batch["ht"])
     B, m, shift = len(oi), 0.2, 0.1
@@ -455,3 +490,24 @@ def test_end2end_with_a_local_transformers_backbone(tiny_clip, toy_small, tmp_pa
     assert F.shape == (q.n, 16) and F.std(0).mean() > 1e-3
     h.save(tmp_path / "m")
     assert np.array_equal(load_hasher(tmp_path / "m").encode_image(q.image), codes)
+
+
+def test_dgcpn_with_every_item_a_neighbour_collapses_and_the_report_says_so(toy_small):
+    """The collapse the old graph size caused, end to end: trained with k >= n - 1 the image codes
+    keep almost every bit constant, the evaluation states it (report meta ``collapse``) and the
+    query mAP falls to about chance; the same training with k = 40 % of n keeps most bits alive and
+    ranks far better."""
+    from crossmodal.retrieval.evaluate import evaluate
+
+    out = {}
+    for k in (5000, None):
+        h = get_method("dgcpn")(16, seed=0, hidden=[32], hidden_text=[32], epochs=30, batch_size=64, dropout=0.1,
+                                n_neighbours=k, progress=False, optimizer="adam", lr=1e-3)
+        h.fit(toy_small.part("train"), valid=validation_set(toy_small))
+        out[k] = evaluate(h, toy_small)
+    every, share = out[5000], out[None]
+    assert every.meta["collapse"]["constant_bits"]["query image"] >= 12
+    assert every.meta["collapse"]["statement"].startswith("degenerate codes: constant bits: ")
+    assert share.meta.get("collapse", {}).get("constant_bits", {}).get("query image", 0) <= 4
+    for d in ("i2t", "t2i"):
+        assert every.results[d]["mAP@all"] < 0.25 < share.results[d]["mAP@all"] - 0.05

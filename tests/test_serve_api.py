@@ -363,3 +363,23 @@ def test_the_demo_ends_with_the_serve_command_for_its_run(tmp_path, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     m = re.search(r"crossmodal serve (\S+)$", last)
     assert m and Path(m.group(1)).parent == tmp_path and (Path(m.group(1)) / "report.json").is_file()
+
+
+def test_an_index_uri_answers_as_the_runs_own_index(client, runs, tmp_path):
+    """``serve --index URI``: the run's image codes exported by ``crossmodal index`` into another
+    FAISS file give the hits of the run's own index; an index of another model is refused."""
+    from crossmodal.runs import build_index
+
+    (uri,) = build_index(runs[0], modality="image", to=f"faiss:{tmp_path / 'image.npz'}", log=lambda *a: None)
+    other = SearchService.open([runs[0]], index_uris=[uri])
+    try:
+        got = TestClient(create_app(other), base_url="http://localhost").post(
+            "/api/search", json={"text": "a red circle", "k": 30})
+    finally:
+        other.close()
+    want = client.post("/api/search", json={"text": "a red circle", "k": 30, "run": runs[0].name})
+    assert got.status_code == want.status_code == 200, got.text
+    assert hits_of(got.json()) == hits_of(want.json()) and len(hits_of(want.json())) == 30
+    (foreign,) = build_index(runs[1], modality="image", to=f"faiss:{tmp_path / 'b.npz'}", log=lambda *a: None)
+    with pytest.raises(DataError, match="no served run has"):
+        SearchService.open([runs[0]], index_uris=[foreign])

@@ -179,12 +179,14 @@ def score_codes(ref: DatasetRef, bits: int, seed: int, name: str, files: dict[st
 
 
 def train_port(ref: DatasetRef, method: str, bits: int, seed: int, overrides: dict, label: str,
-               out: Path, unified: bool, log=None) -> tuple[dict, Path, float]:
+               out: Path, unified: bool, log=None, preset: str | None = None) -> tuple[dict, Path, float]:
     """Train the port on every training pair and score it; returns ``({convention: figures},
-    run folder, training seconds)``. ``unified``: also score the unified database codes."""
-    over = [f"{k}={v}" for k, v in overrides.items()]
+    run folder, training seconds)``. ``unified``: also score the unified database codes.
+    ``preset``: train with ``--preset PRESET`` (the overrides apply on top of it)."""
+    over = [f"{k}={json.dumps(v) if isinstance(v, (list, dict)) or v is None else v}" for k, v in overrides.items()]
+    pre = ["--preset", preset] if preset else []
     t0 = time.perf_counter()
-    stdout = crossmodal("train", method, *over, *ref.cli_args(), "--bits", str(bits), "--seed", str(seed),
+    stdout = crossmodal("train", method, *pre, *over, *ref.cli_args(), "--bits", str(bits), "--seed", str(seed),
                         "--validation-fraction", "0", "--label", label, "--out", str(out), log=log)
     seconds = time.perf_counter() - t0
     run = _line_path(stdout, "run folder: ")

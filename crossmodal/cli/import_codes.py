@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from crossmodal.cli.common import print_run
 from crossmodal.runs import import_codes
-from crossmodal.runs.external import MODALITIES, PAIR, PARTS
+from crossmodal.runs.external import PARTS
+
+PER_MODALITY = ("image", "text")
 
 NAME = "import-codes"
 
@@ -23,7 +25,7 @@ def add_parser(subparsers):
     p.add_argument("--seed", type=int, default=0, help="seed of the dataset's split (default 0)")
     p.add_argument("--out", default="runs", help="folder that receives the new run folder (default ./runs)")
     for part in PARTS:
-        for modality in MODALITIES:
+        for modality in PER_MODALITY:
             p.add_argument(f"--{part}-{modality}", default=None, metavar="FILE",
                            help=f"{part} {modality} codes (.npy, .mat or FILE.mat:VAR)")
     p.add_argument("--database-pair", default=None, metavar="FILE",
@@ -36,10 +38,10 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    files = {(part, m): getattr(args, f"{part}_{m}") for part in PARTS for m in MODALITIES
+    files = {(part, m): getattr(args, f"{part}_{m}") for part in PARTS for m in PER_MODALITY
              if getattr(args, f"{part}_{m}")}
     if args.database_pair:
-        files[PAIR] = args.database_pair
+        files[("database", "pair")] = args.database_pair
     print_run(import_codes(files, args.dataset, args.bits, args.name, data_root=args.data_root, seed=args.seed,
                            out=args.out, validation_fraction=args.validation_fraction))
     return 0

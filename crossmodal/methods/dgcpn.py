@@ -30,8 +30,14 @@ Differs from the official code, and why:
   (``(B, n)`` dense rows, then ``R Rᵀ``). The values are the same.
 * ``k`` is the paper's neighbour count: the official ``--knn_number`` is the number of
   *dropped* entries (code k = n - knn_number, per its README); the item itself is always
-  dropped. ``neighbour_scale`` is the official ``scale`` divided by k (4000 / 2000 = 2), so
-  that the term keeps its size when the training set (and k) differ from the paper's 5,000.
+  dropped. The paper keeps k = 2,000 of its 5,000 training pairs; here ``k`` is that share of
+  the training set (``neighbour_share`` 0.4, so 2,000 at 5,000 pairs) unless ``n_neighbours``
+  fixes it. A fixed 2,000 on a smaller training set (toy's 1,620, wiki's 2,173) makes every item
+  a neighbour of every other: ``P Pᵀ`` is then constant (about ``1 / k``), ``S_gn`` about 2 for
+  every pair and the target ``S`` positive for every pair (toy: mean 0.93, all > 0), so the
+  codes collapse to one (query mAP at chance). ``neighbour_scale`` is the official ``scale``
+  divided by k (4000 / 2000 = 2), so that the term keeps its size when k differs from 2,000.
+  A k that leaves no item out (k >= n - 1) is logged as a warning.
 * Negative similarities (possible only with ``sim_features: input`` on centred features) are
   clamped to 0 before the row normalisation.
 * Features in: the official image network is already fc7 feature -> 4096 (ReLU, dropout 0.5)
@@ -41,6 +47,8 @@ Differs from the official code, and why:
   layer's N(0, 0.3) initialisation is not copied (PyTorch default init on both towers).
 * The official training loop also logs a label-based mAP of S per batch (labels are never used
   for training); not copied.
+* The last incomplete batch of an epoch is dropped, as by the DJSRH / JDSH loaders of the shared
+  base; DGCPN's released loader keeps it (at most batch_size - 1 pairs of an epoch).
 * Model selection on the validation split (official: the same, mAP@all on a validation set,
   with early stopping after 10 epochs without improvement; here all ``epochs`` run).
 """
@@ -54,6 +62,7 @@ from crossmodal.methods._registry import register_method
 from crossmodal.methods.deep import DEEP_CM_PARAMS, DeepCrossModalHasher
 from crossmodal.methods.losses import code_cosines
 from crossmodal.methods.params import Param, Range
+from crossmodal.progress import LOGGER
 
 
 def neighbour_graph(fi: torch.Tensor, ft: torch.Tensor, a1: float, k: int, block: int = 1024):
@@ -108,7 +117,10 @@ class DGCPN(DeepCrossModalHasher):
     params = DEEP_CM_PARAMS + (
         Param("text_sim_weight", 0.01, float, Range(0, 1), "a1: share of the text cosine in S_pair (image: 1 - a1)"),
         Param("neighbour_weight", 0.3, float, Range(0, 1), "a2: share of the graph-neighbour coherence in S"),
-        Param("n_neighbours", 2000, int, Range(1, None), "k: graph neighbours kept per item (paper's k)"),
+        Param("n_neighbours", None, int, Range(1, None), "k: graph neighbours kept per item (null: neighbour_share)",
+              nullable=True),
+        Param("neighbour_share", 0.4, float, Range(0, 1, low_open=True, high_open=True),
+              "k as a share of the training pairs when n_neighbours is null (paper: 2,000 of 5,000)"),
         Param("neighbour_scale", 2.0, float, Range(0, None), "official scale / k: multiplier of P Pᵀ in units of k"),
         Param("pair_target", 1.5, float, None, "K: target of the paired codes' cosine"),
         Param("fit_weight", 1.0, float, Range(0, None), "dw: weight of the similarity-fitting terms"),
@@ -116,11 +128,22 @@ class DGCPN(DeepCrossModalHasher):
         Param("alternate", True, bool, None, "after the joint step, step each tower against the other's signs"),
     )
 
+    def n_neighbours(self, n: int) -> int:
+        """k for a training set of ``n`` pairs: ``n_neighbours``, else ``round(neighbour_share · n)``,
+        at least 1 and at most ``n - 1``."""
+        c = self.config
+        k = c["n_neighbours"] if c["n_neighbours"] is not None else round(c["neighbour_share"] * n)
+        return max(1, min(int(k), n - 1))
+
     def _prepare(self, train) -> None:
         c = self.config
+        k = self.n_neighbours(self.n_train)
+        if k >= self.n_train - 1:
+            LOGGER.warning(f"dgcpn: k = {k} neighbours keeps every other one of the {self.n_train} training "
+                           "pairs as a neighbour: the graph-neighbour coherence is the same for every pair and the "
+                           "target says every pair is similar; set a smaller n_neighbours or neighbour_share")
         with torch.no_grad():
-            self.nb_idx, self.nb_w = neighbour_graph(self.F["image"], self.F["text"], c["text_sim_weight"],
-                                                     c["n_neighbours"])
+            self.nb_idx, self.nb_w = neighbour_graph(self.F["image"], self.F["text"], c["text_sim_weight"], k)
         self.k = self.nb_idx.shape[1]
 
     def _target(self, idx: torch.Tensor) -> torch.Tensor:

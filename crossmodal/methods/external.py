@@ -1,6 +1,6 @@
 """Codes imported from another repository: a "method" that holds codes instead of a model.
 
-See :mod:`crossmodal.external` (``crossmodal import-codes``).
+See :mod:`crossmodal.runs.external` (``crossmodal import-codes``).
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ any, are only logged); ``loss`` keeps the epoch with the lowest mean training lo
 :meth:`EpochTrainer._selection_loss` of the epoch's record: its ``loss`` unless a method says
 otherwise). Without a candidate epoch a rule falls back to the last epoch and says so.
 :attr:`EpochTrainer.model_selection` states the rule used, for run.json and reports.
+
+Collapse: when every epoch was scored on validation data and the best score is still at chance
+(:func:`crossmodal.retrieval.collapse.at_chance`), the trainer logs a warning and keeps
+``collapse = {"best", "chance", "epochs"}``, which the run's report states.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import time
 from crossmodal.engine import Checkpointer
 from crossmodal.errors import ConfigError
 from crossmodal.progress import LOGGER, epoch_line
+from crossmodal.retrieval.collapse import at_chance, chance_map
 from crossmodal.threads import training_threads
 
 RUNTIME_KEYS = ("device", "progress", "num_workers")  # may differ between a run and its resume
@@ -53,11 +58,13 @@ class EpochTrainer:
     """Mixin of a :class:`~crossmodal.methods.base.Hasher` trained in epochs (see the module docstring).
 
     ``checkpoint_dir`` (set by the runs layer) holds the per-epoch checkpoints; ``selected`` is
-    ``{"rule", "epoch"}`` of the kept model once trained.
+    ``{"rule", "epoch"}`` of the kept model once trained; ``collapse`` is
+    ``{"best", "chance", "epochs"}`` when the validation score stayed at chance for the whole run.
     """
 
     checkpoint_dir = None
     selected: dict | None = None
+    collapse: dict | None = None
 
     @property
     def model_selection(self) -> str:
@@ -172,3 +179,19 @@ class EpochTrainer:
             if self.best is not None:
                 rec["val_score" if rule == "validation" else "score"] = self.best_score
             tracker.log(rec)
+        self.collapse = self._chance_check(valid, desc or self.name)
+        if self.collapse and tracker:
+            tracker.log({"event": "collapse", **self.collapse})
+
+    def _chance_check(self, valid, desc: str) -> dict | None:
+        """``{"best", "chance", "epochs"}`` (and a logged warning) when every epoch of the run was
+        scored on ``valid`` and the best score is at chance; None otherwise."""
+        scores = [rec["score"] for rec in self.history if "score" in rec]
+        if valid is None or not scores or len(scores) < len(self.history):
+            return None
+        chance = chance_map(valid.query.labels, valid.database.labels)
+        if not at_chance(scores, chance):
+            return None
+        LOGGER.warning(f"{desc}: validation mAP at chance for the whole run (best {max(scores):.3f} over "
+                       f"{len(scores)} epochs, chance {chance:.3f}): the codes collapsed")
+        return {"best": float(max(scores)), "chance": chance, "epochs": len(scores)}

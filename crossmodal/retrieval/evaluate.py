@@ -19,6 +19,7 @@ import numpy as np
 
 from crossmodal import __version__
 from crossmodal.errors import DataError
+from crossmodal.retrieval.collapse import code_collapse, collapse_statement
 from crossmodal.retrieval.metrics import CONVENTIONS, evaluate_codes
 from crossmodal.stored import read_json
 
@@ -85,6 +86,8 @@ class Report:
         lines += ["", "Conventions: " + "; ".join(f"{k}: {v}" for k, v in conv.items()) + "."]
         if m.get("protocol_note"):
             lines += ["", f"Protocol: {m['protocol_note']}"]
+        if m.get("collapse"):
+            lines += ["", f"**Warning: {m['collapse']['statement']}.**"]
         return "\n".join(lines) + "\n"
 
     def plot_pr(self, path: str | os.PathLike) -> Path:
@@ -230,6 +233,10 @@ def evaluate(hasher, dataset, directions=("i2t", "t2i"), ks=(100,), norm: str = 
         "version": __version__,
         "commit": git_commit(),
     }
+    parts = {"q": "query", "db": "database"}
+    collapse = code_collapse({f"{parts[p]} {m}": c for (p, m), c in codes.items()}, hasher.bits)
+    if collapse:
+        meta["collapse"] = {**collapse, "statement": collapse_statement(collapse)}
     return Report(results=results, meta=meta)
 
 

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from crossmodal.engine import atomic_write_text, pid_alive
+from crossmodal.retrieval.collapse import collapse_statement
 from crossmodal.retrieval.evaluate import evaluate
 from crossmodal.runs.query import load_run
 
@@ -39,8 +40,13 @@ def write_report(hasher, ds, run_dir: Path, ks=(100,), directions=("i2t", "t2i")
                  database_codes: str = "per-modality", note: str | None = None, retrieval: str = "hamming"):
     """Evaluate and write ``report.md``, ``pr.png`` and, last, ``report.json`` into ``run_dir``
     (each atomically; ``report.json`` marks the folder finished). ``note`` (a protocol
-    mismatch) goes into the report's meta and Markdown."""
+    mismatch) goes into the report's meta and Markdown, and so does a collapse: constant bits
+    found by the evaluation, or the trainer's validation at chance (``hasher.collapse``)."""
     report = evaluate(hasher, ds, directions=directions, ks=ks, database_codes=database_codes, retrieval=retrieval)
+    trained = getattr(hasher, "collapse", None)
+    if trained:
+        collapse = {**report.meta.get("collapse", {}), "validation": trained}
+        report.meta["collapse"] = {**collapse, "statement": collapse_statement(collapse)}
     if fingerprint:
         report.meta["data_fingerprint"] = fingerprint
     if note:

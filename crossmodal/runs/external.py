@@ -28,8 +28,7 @@ from crossmodal.runs.evaluate import write_report
 from crossmodal.runs.spec import RunSpec, dataset_record, environment
 
 PARTS = ("query", "database")
-MODALITIES = ("image", "text")
-PAIR = ("database", "pair")  # one code per database pair (the unified convention)
+MODALITIES = ("image", "text", "pair")
 
 
 def read_code_file(path: str | os.PathLike, bits: int, n_rows: int, what: str) -> np.ndarray:
@@ -93,13 +92,14 @@ def import_codes(files: dict[tuple[str, str], str], dataset: str, bits: int, nam
 
     ``files`` maps ``(part, modality)`` (part ``query`` or ``database``, modality ``image`` or
     ``text``; or ``("database", "pair")``, one code per database pair) to a file path. Every file
-    is read and checked before the folder is created. The folder's ``run.json`` has the keys of a
-    trained run (dataset record, split hash, data fingerprint, evaluation) plus ``provenance``: each
-    file's path and SHA-256. ``validation_fraction`` is the dataset's (recorded, so the run's split
-    hash is that of a port trained with the same value); only the query and database parts are
-    read, and they do not depend on it.
+    is read and checked before the folder is created. ``validation_fraction`` is the dataset's
+    (recorded, so the run's split hash is that of a port trained with the same value); only the
+    query and database parts are read, and they do not depend on it. The folder's ``run.json``
+    has the keys of a trained run (dataset record, split hash, data fingerprint, evaluation) plus
+    ``provenance``: each file's path and SHA-256.
     """
-    from crossmodal.data import data_fingerprint, get_dataset
+    from crossmodal.data import get_dataset
+    from crossmodal.data import data_fingerprint
 
     bits = check_bits(bits)
     if not files:
@@ -109,7 +109,7 @@ def import_codes(files: dict[tuple[str, str], str], dataset: str, bits: int, nam
     h = ExternalCodes(bits, seed=seed)
     provenance = {}
     for (part, modality), path in files.items():
-        if (part not in PARTS or modality not in MODALITIES) and (part, modality) != PAIR:
+        if part not in PARTS or modality not in MODALITIES or (part, modality) == ("query", "pair"):
             raise DataError(f"import-codes: unknown part/modality {part}/{modality}")
         n = len(getattr(ds.split, part))
         h.add_codes(part, modality, read_code_file(path, bits, n, f"{part} {modality} codes"))

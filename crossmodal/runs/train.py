@@ -173,6 +173,8 @@ def fit_and_evaluate(hasher, ds, run_dir: Path, spec: RunSpec, tracker, ks, dire
             index.save(run_dir / f"index-{modality}.npz")
         report = write_report(hasher, ds, run_dir, ks=ks, directions=directions, fingerprint=spec.data_fingerprint,
                               note=spec.protocol_note, database_codes=spec.database_codes)
+        if report.meta.get("collapse"):
+            log(f"warning: {label} on {ds.name}: {report.meta['collapse']['statement']}")
         tr.log_report(report, run_dir)
         if log_artifact:
             tr.artifact(f"{label}-{ds.name}-{bits}b-s{seed}", "model",

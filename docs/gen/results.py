@@ -102,3 +102,22 @@ def ablation(file: str) -> str:
                "val = validation split (selection), query = query split (never used for selection); "
                "time = mean seconds per run.")
     return caption + "\n\n" + text + "\n"
+
+
+OFFICIAL = RESULTS / "official"
+OFFICIAL_COMMANDS = {"classic": "benchmarks/official/classic_octave.py", "deep": "benchmarks/official/*_official.py",
+                     "paper-settings": "benchmarks/official/paper_settings.py"}
+
+
+def official(name: str) -> str:
+    """A table of ``experiments/results/official/NAME.md`` (written by the script that ran the
+    released code from its ``NAME.json``), its title dropped and headings one level down. A table
+    not in this checkout (its script has not run here) is a note naming the script, not an error."""
+    path = OFFICIAL / f"{name}.md"
+    if not path.is_file():
+        script = OFFICIAL_COMMANDS.get(name, "its script under benchmarks/official/")
+        return (f'!!! note "Not in this checkout"\n    `experiments/results/official/{name}.md` is not here yet; '
+                f"`{script}` writes it.\n")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out = [("#" + line) if line.startswith("##") else line for line in lines if not line.startswith("# ")]
+    return "\n".join(out).strip() + "\n"

@@ -1,0 +1,174 @@
+"""benchmarks/official deep adapters: patches applied exactly (and refused on another version),
+the codes' sign convention, the shared results file, the table, and a missing checkout as one line.
+The released code itself is not run here (hours of CPU); its checkouts are optional."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+OFFICIAL = Path(__file__).resolve().parents[1] / "benchmarks" / "official"
+sys.path.insert(0, str(OFFICIAL))
+
+import deep_adapter  # noqa: E402
+import deep_table  # noqa: E402
+from common import OfficialError  # noqa: E402
+from deep_adapter import Patch, SharedResults, prepare_checkout, write_codes  # noqa: E402
+
+CHECKOUTS = {"djsrh_official": "DJSRH", "jdsh_official": "JDSH", "dgcpn_official": "DGCPN", "ucch_official": "UCCH",
+             "ugach_official": "UGACH_AAAI2018"}
+
+
+def _checkout(tmp_path, text="a = 1\nb = a.cuda()\nc = a.cuda()\n"):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "m.py").write_text(text)
+    subprocess.run(["git", "init", "-q", str(code)], check=True)
+    return code
+
+
+def test_prepare_checkout_applies_each_patch_to_a_copy(tmp_path):
+    code = _checkout(tmp_path)
+    done = prepare_checkout(code, tmp_path / "work", [Patch("m.py", ".cuda()", ".cpu()", "CPU", count=0),
+                                                      Patch("m.py", "a = 1\n", "a = 2\n", "value")])
+    assert (tmp_path / "work" / "m.py").read_text() == "a = 2\nb = a.cpu()\nc = a.cpu()\n"
+    assert (code / "m.py").read_text() == "a = 1\nb = a.cuda()\nc = a.cuda()\n"  # the checkout is untouched
+    assert not (tmp_path / "work" / ".git").exists()
+    assert [(d["file"], d["occurrences"], d["why"]) for d in done] == [("m.py", 2, "CPU"), ("m.py", 1, "value")]
+
+
+@pytest.mark.parametrize("patch", [Patch("m.py", "a = 3\n", "", "absent"), Patch("m.py", ".cuda()", "", "twice")])
+def test_a_patch_that_does_not_match_the_released_text_is_refused(tmp_path, patch):
+    with pytest.raises(OfficialError, match="expected"):
+        prepare_checkout(_checkout(tmp_path), tmp_path / "work", [patch])
+
+
+def test_not_a_checkout_is_refused(tmp_path):
+    with pytest.raises(OfficialError, match="not a git checkout"):
+        prepare_checkout(tmp_path, tmp_path / "work", [])
+
+
+@pytest.mark.parametrize("module", sorted(CHECKOUTS))
+def test_every_patch_matches_the_released_checkout(module, tmp_path):
+    """Against the checkouts the tables were made with (under /tmp/official when present)."""
+    code = Path("/tmp/official") / CHECKOUTS[module]
+    if not (code / ".git").exists():
+        pytest.skip(f"no checkout at {code}")
+    mod = __import__(module)
+    patches = mod.PATCHES if hasattr(mod, "PATCHES") else mod.SPEC.patches
+    assert len(prepare_checkout(code, tmp_path / "work", patches)) == len(patches)
+    if module != "ugach_official":  # the patched Python of the PyTorch code bases compiles
+        for f in {p.path for p in patches}:
+            compile((tmp_path / "work" / f).read_text(), f, "exec")
+
+
+def test_codes_are_the_sign_with_zero_as_one(tmp_path):
+    paths = write_codes(tmp_path, {"query_image": np.array([[-0.5, 0.0, 2.0]]), "last__query_text": -np.ones((2, 3))})
+    assert np.load(paths["query_image"]).tolist() == [[0, 1, 1]]
+    assert paths["last__query_text"].name == "last__query_text.npy"
+    with pytest.raises(OfficialError, match="non-finite"):
+        write_codes(tmp_path, {"x": np.array([[np.nan]])})
+
+
+def test_shared_results_keep_every_writer_s_entries(tmp_path, monkeypatch):
+    monkeypatch.setattr(deep_adapter, "WORK", tmp_path / "work")
+    path = tmp_path / "deep.json"
+    a, b = SharedResults(path), SharedResults(path)
+    a.data["about"]["code"] = {"djsrh": {"commit": "x"}}
+    a.save()
+    b.data["about"]["code"] = {"jdsh": {"commit": "y"}}
+    b.save()
+    key = dict(method="m", dataset="toy", bits=32, variant="port")
+    a.put({**key, "seed": 0, "v": 1})
+    b.put({**key, "seed": 1})
+    a.put({**key, "seed": 0, "v": 2})
+    data = json.loads(path.read_text())
+    assert data["about"]["code"] == {"djsrh": {"commit": "x"}, "jdsh": {"commit": "y"}}
+    assert sorted((e["seed"], e.get("v")) for e in data["entries"]) == [(0, 2), (1, None)]
+
+
+def _entry(method, variant, seed, i2t, t2i, seconds=10.0):
+    figs = {"i2t": {"mAP@all": i2t}, "t2i": {"mAP@all": t2i}}
+    return {"method": method, "dataset": "toy", "bits": 32, "seed": seed, "variant": variant, "seconds": seconds,
+            "figures": {"per-modality": figs}}
+
+
+def test_table_rows_gaps_and_changes():
+    data = {"about": {"datasets": {"toy": {"h1": {"n_train": 1800, "n_query": 200, "n_database": 1800,
+                                                  "split_hash": "h1"}}},
+                      "code": {"djsrh": {"repo": "zs-zhong/DJSRH", "commit": "abc", "notes": ["a note"],
+                                         "changes": [{"file": "train.py", "occurrences": 9, "why": "CPU"}]}}},
+            "entries": [_entry("djsrh", "official", 0, 0.30, 0.40), _entry("djsrh", "official", 1, 0.32, 0.40),
+                        _entry("djsrh", "port", 0, 0.33, 0.405, 20.0), _entry("djsrh", "port", 1, 0.33, 0.405, 20.0)]}
+    for e in data["entries"]:
+        e.update({"settings": {"NUM_EPOCH": 5}} if e["variant"] == "official" else {"overrides": {"epochs": 5}})
+    md = deep_table.markdown(data)
+    assert "### toy, 32 bits: 1800 training pairs, 200 queries, 1800 database items (split h1); mAP@all" in md
+    assert "| djsrh | I→T | 0.3100 ± 0.0141 | 0.3300 ± 0.0000 | **+0.0200** | — | 2 / 2 | 5 / 5 | — / — | 10 / 20 |" in md
+    assert "| djsrh | T→I | 0.4000 ± 0.0000 | 0.4050 ± 0.0000 | +0.0050 | — | 2 / 2 | 5 / 5 | — / — | 10 / 20 |" in md
+    data["entries"][2]["overrides"] = data["entries"][3]["overrides"] = {}
+    data["entries"][0]["collapse"] = {}
+    data["entries"][2]["collapse"] = {"constant_bits": {"query image": 3, "database text": 5}}
+    assert "| +0.0050 | — | 2 / 2 | 5 | 0 / 5 | 10 / 20 |" in deep_table.markdown(data)
+    assert "**djsrh**: `zs-zhong/DJSRH` at commit `abc`" in md and "- `train.py` (9×): CPU" in md and "- a note" in md
+
+
+def test_a_missing_checkout_is_one_line_and_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, str(OFFICIAL / "djsrh_official.py"), "--code", str(tmp_path / "none"),
+                           "--datasets", "toy", "--results", str(tmp_path / "r.json"), "--work", str(tmp_path / "w")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "give --code" in proc.stderr
+
+
+def test_ugach_reuses_only_stages_an_earlier_run_finished(tmp_path):
+    """``--reuse-stages``: the graph and pre-training stages count as finished only from their
+    ``exit 0`` lines, the pre-training only with the asked number of epochs."""
+    import ugach_official
+
+    log = tmp_path / "official.log"
+    assert ugach_official.finished_stages(log, 2) == {}
+    log.write_text("[adapter] KNN/knn_mir_cross5.py: exit 0, 90 s\nd_epoch: 0\nd_epoch: 1\n"
+                   "[adapter] unsuper-pretrain-mir-D-beta/train_32.py: exit 0, 1484 s\n")
+    assert ugach_official.finished_stages(log, 2) == {"knn": 90.0, "pretrain": 1484.0}
+    assert ugach_official.finished_stages(log, 50) == {"knn": 90.0}
+    log.write_text("[adapter] KNN/knn_mir_cross5.py: exit 1, 3 s\n")
+    assert ugach_official.finished_stages(log, 2) == {}
+
+
+def test_an_entry_gets_the_collapse_its_run_stated(tmp_path, monkeypatch):
+    monkeypatch.setattr(deep_adapter, "WORK", tmp_path / "work")
+    run = tmp_path / "run"
+    run.mkdir()
+    col = {"bits": 8, "constant_bits": {"query image": 8}, "statement": "collapsed: ..."}
+    (run / "report.json").write_text(json.dumps({"meta": {"collapse": col}}))
+    res = SharedResults(tmp_path / "deep.json")
+    res.put({"method": "m", "dataset": "d", "bits": 8, "seed": 0, "variant": "official", "run": str(run)})
+    res.put({"method": "m", "dataset": "d", "bits": 8, "seed": 1, "variant": "official", "run": str(tmp_path / "gone")})
+    assert [e["collapse"] for e in SharedResults(tmp_path / "deep.json").data["entries"]] == [col, None]
+
+
+def test_paper_settings_table_states_epochs_and_collapse():
+    import paper_settings
+
+    def entry(variant, seed, i2t, collapse, epochs):
+        return {"method": paper_settings.RUNS[variant][0], "dataset": "toy", "bits": 32, "seed": seed,
+                "variant": variant, "epochs": epochs, "collapse": collapse,
+                "figures": {"i2t": {"mAP@all": i2t}, "t2i": {"mAP@all": 0.2}},
+                "validation": {"scores": [0.2, 0.1], "best_epoch": 1}}
+
+    dead = {"bits": 32, "constant_bits": {"query image": 32, "query text": 30}, "validation": {"best": 0.18},
+            "statement": "collapsed: every item gets the same code ..."}
+    some = {"bits": 32, "constant_bits": {"database text": 3}, "statement": "degenerate codes: ..."}
+    data = {"entries": [entry("dgcpn paper, k = 2000 (before the fix)", 0, 0.19, dead, 5),
+                        entry("dgcpn paper, k = 2000 (before the fix)", 1, 0.21, None, 5),
+                        entry("dgcpn paper", 0, 0.33, some, 5)]}
+    md = paper_settings.table(data)
+    assert ("| dgcpn paper, k = 2000 (before the fix) | 32 | 5 | 0.200 ± 0.014 | 0.200 ± 0.000 | 1, 1 | "
+            "collapsed: 32 of 32 bits constant, validation at chance; none | 2 |") in md
+    assert "| dgcpn paper | 32 | 5 | 0.330 ± 0.000 | 0.200 ± 0.000 | 1 | 3 of 32 bits constant | 1 |" in md
+    assert md.index("| dgcpn paper |") < md.index("| dgcpn paper, k = 2000")
+    assert paper_settings.label("djsrh paper, beta 0.1 (fast's beta)") == "djsrh-paper-beta-0.1-fast-s-beta"

@@ -4,7 +4,10 @@ One table per dataset; a row per method x bits x database convention x direction
 as mean ± std over the seeds (population std) of the released code (``official``), the port with
 the same settings (``port``) and, where the released code departs from the paper, the port with
 its named option for the released behaviour (``port, released``), each port column followed by its
-difference to the official mean. Differences over 0.01 are in bold and listed after the tables.
+difference to the official mean, and how far the port-released database codes equal the released
+code's (``equal bits``, image / text, mean over seeds: the bits whose every item agrees, then in
+brackets the share of agreeing bit values). Differences over 0.01 are in bold and listed after the
+tables.
 """
 
 from __future__ import annotations
@@ -43,8 +46,21 @@ def _diff(values, ref) -> tuple[str, float | None]:
     if not values or not ref:
         return "—", None
     d = float(np.mean(values) - np.mean(ref))
-    text = f"{d:+.4f}"
+    text = f"{round(d, 4) + 0.0:+.4f}"  # + 0.0: no "-0.0000"
     return (f"**{text}**" if abs(d) > GAP else text), d
+
+
+def _equal_bits(entries, ds: str, method: str, bits: int) -> str:
+    """``image / text`` database bits of the port-released run equal to the released code's for
+    every item (up to a flip; mean over seeds) and, in brackets, the share of equal bit values,
+    from the entries' ``agreement``; ``—`` without."""
+    got = [e["agreement"] for e in entries if e["variant"] == "port-released" and e.get("agreement")
+           and (e["dataset"], e["method"], e["bits"]) == (ds, method, bits)]
+    if not got:
+        return "—"
+    mean = lambda m, key: np.mean([g[m][key] for g in got])  # noqa: E731
+    return (f"{mean('image', 'identical_bits'):.3g} / {mean('text', 'identical_bits'):.3g} of {bits} "
+            f"({mean('image', 'mean_agreement'):.3f} / {mean('text', 'mean_agreement'):.3f})")
 
 
 def table_rows(data: dict) -> tuple[list[str], list[tuple]]:
@@ -62,8 +78,8 @@ def table_rows(data: dict) -> tuple[list[str], list[tuple]]:
                   f"{info.get('n_database', '?')} database items (split {info.get('split_hash', '?')}); "
                   f"{METRIC}, mean ± std over seeds {', '.join(map(str, seeds))}", "",
                   "| method | bits | database codes | direction | official | port | port − official "
-                  "| port, released behaviour | released − official |",
-                  "|---|---:|---|---|---:|---:|---:|---:|---:|"]
+                  "| port, released behaviour | released − official | equal bits |",
+                  "|---|---:|---|---|---:|---:|---:|---:|---:|---:|"]
         keys = sorted({k[1:5] for k in cells if k[0] == ds},
                       key=lambda k: (ORDER.index(k[0]) if k[0] in ORDER else 99, k[1], k[2] != "per-modality", k[3]))
         for method, bits, conv, d in keys:
@@ -77,18 +93,46 @@ def table_rows(data: dict) -> tuple[list[str], list[tuple]]:
                 row += [_ms(vals), text]
                 if diff is not None and abs(diff) > GAP:
                     gaps.append((ds, method, bits, conv, d, variant, diff))
+            row.append(_equal_bits(entries, ds, method, bits))
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     return lines, gaps
 
 
+def _in_errors(diff: float, a, b) -> str:
+    """`` (k.k standard errors)``: the difference of two means over seeds in units of its standard
+    error ``sqrt(s_a²/n_a + s_b²/n_b)`` (sample std, ddof 1); empty when both sides are constant or
+    a side has one value."""
+    if len(a) < 2 or len(b) < 2:
+        return ""
+    se = float(np.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b)))
+    return f" ({abs(diff) / se:.1f} standard errors)" if se > 1e-12 else ""
+
+
+def summary(data: dict, gaps: list[tuple]) -> str:
+    """One sentence counting the rows past :data:`GAP`: of the port, of the port with the released
+    behaviour (among the rows that have it), and rows with a port run where no port variant is
+    within it."""
+    cells = _cells(data.get("entries", []))
+    rows = {k[:5] for k in cells if k[5] == "official"}
+    has = lambda row, v: bool(cells.get((*row, v)))  # noqa: E731
+    port = {g[:5] for g in gaps if g[5] == "port"}
+    released = {g[:5] for g in gaps if g[5] == "port-released"}
+    with_released = {r for r in rows if has(r, "port-released")}
+    left = {r for r in rows if (has(r, "port") or has(r, "port-released"))
+            and (r in port or not has(r, "port")) and (r in released or not has(r, "port-released"))}
+    return (f"port {len(port)} of {sum(has(r, 'port') for r in rows)} rows; port with the released behaviour "
+            f"{len(released)} of {len(with_released)} rows; within {GAP} by neither {len(left)}")
+
+
 def write_table(data: dict, path: Path) -> None:
-    """Write ``classic.md`` for the results ``data`` (the parsed ``classic.json``), atomically."""
+    """Write ``classic.md`` for the results ``data`` (the parsed ``classic.json``), atomically (the
+    docs page ``docs/src/findings/official-classic.md`` includes it)."""
     from common import atomic_write
 
     about = data.get("about", {})
     code = about.get("code", {})
-    head = ["# Classic baselines: released code (GNU Octave) vs port", "",
+    head = ["**Classic baselines: released code (GNU Octave) vs port**", "",
             "Generated by `benchmarks/official/classic_octave.py` from `classic.json`; do not edit by hand.",
             "Codes of both sides are scored by crossmodal (`import-codes` + `evaluate`); every training pair "
             "trains (`--validation-fraction 0`).", ""]
@@ -98,9 +142,12 @@ def write_table(data: dict, path: Path) -> None:
         head.append(f"- {about['octave']}; crossmodal commit `{about.get('crossmodal_commit')}`")
     head.append("")
     lines, gaps = table_rows(data)
-    tail = [f"Rows whose mean differs from the official mean by more than {GAP} mAP "
-            f"({len(gaps)}):", ""]
-    tail += [f"- {ds} {m} {b} bits, {conv}, {ARROWS[d]}: {v} {diff:+.4f}" for ds, m, b, conv, d, v, diff in gaps]
+    tail = [f"Rows whose mean differs from the official mean by more than {GAP} mAP: {summary(data, gaps)}.",
+            ""]
+    cells = _cells(data.get("entries", []))
+    tail += [f"- {ds} {m} {b} bits, {conv}, {ARROWS[d]}: {v} {diff:+.4f}"
+             + _in_errors(diff, cells[(ds, m, b, conv, d, "official")], cells[(ds, m, b, conv, d, v)])
+             for ds, m, b, conv, d, v, diff in gaps]
     failed = sorted({(e["dataset"], e["method"], e["bits"], e["variant"], e["error"])
                      for e in data.get("entries", []) if e.get("error")})
     if failed:
@@ -108,3 +155,4 @@ def write_table(data: dict, path: Path) -> None:
         tail += [f"- {ds} {m} {b} bits, {v}: {err}" for ds, m, b, v, err in failed]
     text = "\n".join(head + lines + tail) + "\n"
     atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+

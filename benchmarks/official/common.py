@@ -234,3 +234,25 @@ def git_commit(path: Path) -> str | None:
     """The commit checked out at ``path`` (a git work tree), else None."""
     proc = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True)
     return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def bit_agreement(official: np.ndarray, run: Path, modality: str, bits: int) -> dict | None:
+    """How far a port run's database codes of one modality equal the official ones.
+
+    ``official (N, bits)`` 0/1 (or ``(bits, N)``); the port's packed codes are read from the run
+    folder's ``index-{modality}.npz`` (its database index). Each bit counts as equal up to a flip
+    (a bit negated in both modalities ranks the same). Returns ``{"identical_bits": bits whose
+    every item agrees, "mean_agreement": mean over bits of the agreeing share}``, or None when
+    the run has no such index.
+    """
+    path = Path(run) / f"index-{modality}.npz"
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        mine = np.unpackbits(z["codes"], axis=1, count=bits).astype(bool)
+    theirs = np.asarray(official) > 0
+    if theirs.shape != mine.shape:
+        theirs = theirs.T
+    same = (mine == theirs).mean(axis=0)
+    per_bit = np.maximum(same, 1 - same)
+    return {"identical_bits": int(np.sum(per_bit == 1.0)), "mean_agreement": round(float(per_bit.mean()), 4)}

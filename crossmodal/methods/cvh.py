@@ -59,7 +59,10 @@ Differs from the paper / official code:
   computation (``reg`` is then its absolute ridge on the un-normalised covariances; a
   non-positive eigenvalue's text bit is 0 for every text, as MATLAB's ``>`` compares the real part,
   0, of that column's imaginary projection), checked against the released code under Octave in
-  benchmarks/official.
+  benchmarks/official: bit for bit where every bit is determined (UCI, 64-d texts, up to 64 bits);
+  past the text dimension the option's dense symmetric solver and Octave's ``eigs`` (ARPACK's
+  non-symmetric path, as the rounded ``Cxy Cyy Cxyᵀ`` is not exactly symmetric) return different,
+  equally optimal null-space directions (benchmarks/official/cvh_null_space.py).
 * Dense eigen-solver (scipy ``eigh``) on a (Di+Dt)-square problem: exact, no ``eigs``.
 """
 

@@ -54,7 +54,8 @@ Differs from the paper / official code: medians from training (above); subset ab
 ``max_train``; every item of the training set is paired (the paper also handles unpaired
 items through selection matrices S1, S2, which are identities here). The BMC-SDNU copy run in
 benchmarks/official (raw features, no eigenvector skipped, batch medians) is
-``centre=false skip_first=false threshold=batch``.
+``centre=false skip_first=false threshold=batch``; with those three the port matches it within
+0.003 mAP on Wikipedia and UCI at 16-128 bits (the paper defaults are up to 0.08 below on UCI).
 """
 
 from __future__ import annotations

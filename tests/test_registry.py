@@ -112,7 +112,7 @@ def test_defaults_are_the_declared_values(tmp_path, toy_small):
         {"beta": 0.9, "eta": 0.4, "mu": 1.5, "intra_image_weight": 0.1, "intra_text_weight": 0.1}
     assert get_method("lsh").defaults == {} and get_method("lsh").params == ()
     h = get_method("cvh")(16).fit(toy_small.part("train"))
-    assert h.config == {"graph": "identity", "n_neighbours": 5, "reg": 1e-4}
+    assert h.config == {"graph": "identity", "n_neighbours": 5, "reg": 1e-4, "eigenproblem": "paper"}
     h.save(tmp_path / "m")
     assert json.loads((tmp_path / "m" / "hasher.json").read_text())["config"] == h.config
     assert load_hasher(tmp_path / "m").config == h.config

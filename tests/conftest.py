@@ -1,3 +1,4 @@
+import logging
 import os
 from pathlib import Path
 
@@ -54,3 +55,16 @@ def tiny_clip(tmp_path_factory) -> Path:
     from tests.fakes import make_tiny_clip
 
     return make_tiny_clip(tmp_path_factory.mktemp("tinyclip"))
+
+
+@pytest.fixture
+def crossmodal_records(caplog):
+    """``caplog`` that also sees the ``crossmodal`` logger's records: the CLI's
+    :func:`~crossmodal.progress.configure_logging` stops that logger propagating to the root
+    logger (where caplog listens), so whether a record arrives would depend on test order."""
+    logger = logging.getLogger("crossmodal")
+    logger.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)

@@ -65,13 +65,13 @@ def _constant_dataset(path, n_train=300, n_test=60, seed=0):
     return path
 
 
-def test_forced_collapse_warns_in_the_log_and_states_it_in_the_report(tmp_path, caplog):
+def test_forced_collapse_warns_in_the_log_and_states_it_in_the_report(tmp_path, crossmodal_records):
     from crossmodal.runs import train_run
 
     data = _constant_dataset(tmp_path / "constant.mat")
     lines = []
     cfg = dict(hidden=[16], hidden_text=[16], epochs=3, batch_size=64, optimizer="adam", lr=1e-3, progress=False)
-    with caplog.at_level(logging.WARNING, logger="crossmodal"):
+    with crossmodal_records.at_level(logging.WARNING, logger="crossmodal"):
         run = train_run("djsrh", str(data), 16, seed=0, config=cfg, out=tmp_path / "runs", tracker="jsonl",
                         log=lines.append)
     meta = json.loads((run / "report.json").read_text())["meta"]
@@ -83,7 +83,7 @@ def test_forced_collapse_warns_in_the_log_and_states_it_in_the_report(tmp_path, 
     assert col["statement"].startswith("collapsed: every item gets the same code")
     assert f"**Warning: {col['statement']}.**" in (run / "report.md").read_text()
     assert any(line.startswith("warning: djsrh on constant: collapsed:") for line in lines)
-    assert any("validation mAP at chance for the whole run" in r.getMessage() for r in caplog.records)
+    assert any("validation mAP at chance for the whole run" in r.getMessage() for r in crossmodal_records.records)
     events = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [e["epochs"] for e in events if e.get("event") == "collapse"] == [3]
 

@@ -165,7 +165,7 @@ def test_dgcpn_graph_equals_the_official_dense_construction():
     assert float(loss) == pytest.approx(want, rel=1e-10)
 
 
-def test_dgcpn_neighbours_are_a_share_of_the_training_set(toy_small, caplog):
+def test_dgcpn_neighbours_are_a_share_of_the_training_set(toy_small, crossmodal_records):
     """k = round(neighbour_share · n) unless n_neighbours fixes it, clamped to [1, n - 1]; a k that
     keeps every other item is a logged warning (the graph term is then the same for every pair)."""
     import logging
@@ -179,9 +179,9 @@ def test_dgcpn_neighbours_are_a_share_of_the_training_set(toy_small, caplog):
     h = cls(16, **{**TINY["dgcpn"], "n_neighbours": None, "epochs": 1})
     h._setup(tr)
     assert h.k == round(0.4 * tr.n)
-    with caplog.at_level(logging.WARNING, logger="crossmodal"):
+    with crossmodal_records.at_level(logging.WARNING, logger="crossmodal"):
         cls(16, **{**TINY["dgcpn"], "n_neighbours": 5000, "epochs": 1})._setup(tr)
-    assert any("keeps every other one" in r.getMessage() for r in caplog.records)
+    assert any("keeps every other one" in r.getMessage() for r in crossmodal_records.records)
 
 
 def test_dgcpn_target_with_every_item_a_neighbour_says_every_pair_is_similar(toy_small):

@@ -224,4 +224,6 @@ def test_train_run_records_the_protocol_note(tmp_path):
     note = json.loads((run / "run.json").read_text())["protocol_note"]
     assert "'ugach'" in note
     assert json.loads((run / "report.json").read_text())["meta"]["protocol_note"] == note
-    assert [m for m in logged if m.startswith("warning:")] == [f"warning: {note}"]
+    # besides the note, only the collapse check may warn (a 1-epoch run of 8 bits on 40 items)
+    warnings = [m for m in logged if m.startswith("warning:") and "degenerate codes" not in m]
+    assert warnings == [f"warning: {note}"]

@@ -187,9 +187,10 @@ class EpochTrainer:
         """``{"best", "chance", "epochs"}`` (and a logged warning) when every epoch of the run was
         scored on ``valid`` and the best score is at chance; None otherwise."""
         scores = [rec["score"] for rec in self.history if "score" in rec]
-        if valid is None or not scores or len(scores) < len(self.history):
-            return None
-        chance = chance_map(valid.query.labels, valid.database.labels)
+        query, database = getattr(valid, "query", None), getattr(valid, "database", None)
+        if query is None or database is None or not scores or len(scores) < len(self.history):
+            return None  # no validation, or a scorer without labelled parts: nothing to compare with
+        chance = chance_map(query.labels, database.labels)
         if not at_chance(scores, chance):
             return None
         LOGGER.warning(f"{desc}: validation mAP at chance for the whole run (best {max(scores):.3f} over "

@@ -688,3 +688,18 @@ def test_report_skips_a_damaged_report_json(cca_run, tmp_path, capsys):
     code, out, err = cli(capsys, "report", tmp_path / "runs", "--out", tmp_path / "rep", "--no-plots")
     assert code == 0 and "1 runs" in out
     assert "Traceback" not in err and "cut: skipped, damaged run.json or report.json" in err
+
+
+def test_a_key_the_method_gained_later_does_not_block_a_resume(cca_run):
+    """An interrupted run recorded before its method gained a key resumes when the key is given
+    its default (the behaviour the run had); another value of it is still refused."""
+    from crossmodal.errors import CrossmodalError
+    from crossmodal.runs import RunSpec
+
+    spec = RunSpec.read(cca_run)
+    old = RunSpec.read(cca_run)
+    old.config = {k: v for k, v in old.config.items() if k != "itq_iters"}  # as if itq_iters came later
+    old.check_resumable_by(spec, cca_run)
+    spec.config = {**spec.config, "itq_iters": spec.config["itq_iters"] + 1}
+    with pytest.raises(CrossmodalError, match=r"config itq_iters=50 \(given 51\)"):
+        old.check_resumable_by(spec, cca_run)

@@ -137,6 +137,8 @@ class RunSpec:
         """Refuse (one line, listing every difference) to resume this run with ``given``, the
         spec a resuming command would have written."""
         a, b = self.comparable(), given.comparable()
+        # a key the method gained after this run started: its default is the behaviour the run had
+        a["config"] = {**method_defaults(self.method, set(b["config"]) - set(a["config"])), **a["config"]}
         diffs = []
         for k in a:
             if a[k] == b[k]:
@@ -152,6 +154,17 @@ class RunSpec:
             raise CrossmodalError(f"{run_dir}: that run trained {self.method} at {self.bits} bits, seed {self.seed}, "
                                   f"and this command differs: {'; '.join(diffs)}; resume with the same method, "
                                   "--bits, --seed, config and dataset (nothing was changed)")
+
+
+def method_defaults(method: str, keys) -> dict:
+    """The declared defaults of ``method``'s ``keys`` (``{}`` for a method no longer registered)."""
+    from crossmodal.methods import get_method
+
+    try:
+        defaults = get_method(method, trusted=False).defaults  # a name read from run.json
+    except CrossmodalError:
+        return {}
+    return {k: defaults[k] for k in keys if k in defaults}
 
 
 def environment() -> dict:

@@ -82,6 +82,19 @@ def _blas_limit(n: int):
     return threadpool_limits(limits=n, user_api="blas")
 
 
+@contextlib.contextmanager
+def one_blas_thread():
+    """Run the block with one BLAS thread (restored after): for a solver whose answer depends on
+    the order of its sums (eigenvectors of near-equal eigenvalues), so that it is the same at
+    every thread setting."""
+    limiter = _blas_limit(1)
+    try:
+        yield
+    finally:
+        if limiter is not None:
+            limiter.restore_original_limits()
+
+
 def _set_torch(n: int) -> None:
     try:
         import torch

@@ -322,3 +322,19 @@ def test_reproduction_script_on_uci(capsys, tmp_path):
 
     rows = json.loads((tmp_path / "r.json").read_text())
     assert {r["metric"] for r in rows} == {"mAP@all", "mAP@100"} and len(rows) == 4
+
+
+def test_cvh_codes_do_not_depend_on_the_blas_thread_count():
+    """Past the text rank CVH's eigenvalues are near-equal; its solve runs at one BLAS thread, so
+    the codes are the same whatever the thread setting (toy, 32 bits: they differed before)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from crossmodal.data import get_dataset
+
+    ds = get_dataset("toy", seed=0)
+    train, query = ds.part("train"), ds.part("query")
+    codes = []
+    for n in (1, 2):
+        with threadpoolctl.threadpool_limits(limits=n, user_api="blas"):
+            h = get_method("cvh")(32, seed=0).fit(train)
+        codes.append((h.encode_image(query.image), h.encode_text(query.text_dense())))
+    assert np.array_equal(codes[0][0], codes[1][0]) and np.array_equal(codes[0][1], codes[1][1])

@@ -35,7 +35,8 @@ def _cells(entries) -> dict:
     return cells
 
 
-def _ms(values) -> str:
+def mean_std(values) -> str:
+    """``"0.1234 ± 0.0040"`` (population std; `` (n=K)`` unless 3 values); none: ``—``."""
     if not values:
         return "—"
     v = np.asarray(values, dtype=float)
@@ -86,11 +87,11 @@ def table_rows(data: dict) -> tuple[list[str], list[tuple]]:
             off = cells.get((ds, method, bits, conv, d, "official"), [])
             if not off:
                 continue
-            row = [method, str(bits), conv, ARROWS[d], _ms(off)]
+            row = [method, str(bits), conv, ARROWS[d], mean_std(off)]
             for variant in VARIANTS[1:]:
                 vals = cells.get((ds, method, bits, conv, d, variant), [])
                 text, diff = _diff(vals, off)
-                row += [_ms(vals), text]
+                row += [mean_std(vals), text]
                 if diff is not None and abs(diff) > GAP:
                     gaps.append((ds, method, bits, conv, d, variant, diff))
             row.append(_equal_bits(entries, ds, method, bits))

@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
+from classic_table import mean_std
 
 GAP = 0.01
 ARROWS = {"i2t": "I→T", "t2i": "T→I"}
@@ -36,13 +37,6 @@ def _cells(entries, metric: str) -> dict:
             if d in figs:
                 cells[(e["dataset"], e["method"], e["bits"], d, e["variant"])].append(figs[d][metric])
     return cells
-
-
-def _ms(values) -> str:
-    if not values:
-        return "—"
-    v = np.asarray(values, dtype=float)
-    return f"{v.mean():.4f} ± {v.std():.4f}" + ("" if len(v) == 3 else f" (n={len(v)})")
 
 
 def table_lines(data: dict, metric: str = "mAP@all", methods=ORDER) -> tuple[list[str], list[tuple]]:
@@ -72,7 +66,7 @@ def table_lines(data: dict, metric: str = "mAP@all", methods=ORDER) -> tuple[lis
                 if abs(gap) > GAP:
                     gaps.append((ds, method, bits, d, f"{port} − {official}", gap))
             lines.append(f"| {method} | {bits} | {epochs} | {ARROWS[d]} | "
-                         + " | ".join(_ms(vals[v]) for v in VARIANTS) + f" | {diff} |")
+                         + " | ".join(mean_std(vals[v]) for v in VARIANTS) + f" | {diff} |")
         lines.append("")
     return lines, gaps
 

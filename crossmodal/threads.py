@@ -95,7 +95,11 @@ def one_blas_thread():
             limiter.restore_original_limits()
 
 
-def _set_torch(n: int) -> None:
+def _set_torch(n: int, setting) -> None:
+    import sys
+
+    if setting == "auto" and "torch" not in sys.modules and "OMP_NUM_THREADS" not in os.environ:
+        return  # torch will start at every core on its own: a process that never trains never loads it
     try:
         import torch
     except ImportError:  # pragma: no cover
@@ -112,12 +116,14 @@ def apply_threads(value=None) -> int:
 
     A number N sets torch's intra-op (and, when still possible, inter-op) pools and the BLAS
     pools to N for the whole process, and N evaluation workers. ``auto`` leaves the pools at
-    every core for the big passes; epoch loops drop to the training count on their own
-    (:func:`training_threads`). Returns the intra-op count now in force outside epoch loops.
+    every core for the big passes (torch's own start-up count: when torch is not imported yet,
+    it is not imported here, so a process that only orchestrates, such as a Dask sweep's, never
+    loads it); epoch loops drop to the training count on their own (:func:`training_threads`).
+    Returns the intra-op count now in force outside epoch loops.
     """
     setting = resolve_setting(value)
     n = available_cores() if setting == "auto" else int(setting)
-    _set_torch(n)
+    _set_torch(n, setting)
     if setting != "auto":
         _blas_limit(n)
     _state.update(setting=setting, threads=n)

@@ -143,6 +143,30 @@ def test_gpus_per_run_asks_the_workers_for_a_gpu_resource(tmp_path):
     assert counts["done"] == 2
 
 
+def test_a_background_start_is_waited_for_stopped_by_close_and_its_error_reaches_the_caller(monkeypatch):
+    ex = DaskExecutor(workers=1, processes=False, log=lambda *a: None)
+    ex.prepare()
+    ex.prepare()  # idempotent: one start
+    assert [o.value for o in ex.map_unordered(abs, [-3])] == [3]  # waits for the start, then runs
+    ex.close()
+    assert ex.client is None and ex.cluster is None
+    ex = DaskExecutor(workers=1, processes=False, log=lambda *a: None)
+    ex.prepare()
+    ex.close()  # never used: the cluster started in the background is stopped all the same
+    assert ex.client is None and ex.cluster is None
+    assert not [t for t in threading.enumerate() if t.name == "crossmodal-dask-start"]
+
+    def refused(self):
+        raise ConfigError("--scheduler tcp://127.0.0.1:9: cannot connect")
+
+    monkeypatch.setattr(DaskExecutor, "_connect", refused)
+    ex = DaskExecutor(scheduler="tcp://127.0.0.1:9", log=lambda *a: None)
+    ex.prepare()
+    with pytest.raises(ConfigError, match="cannot connect"):
+        list(ex.map_unordered(abs, [1]))
+    ex.close()
+
+
 def test_executor_options_are_checked(tmp_path):
     assert isinstance(make_executor("sequential"), SequentialExecutor)
     with pytest.raises(ConfigError, match="--workers applies to --executor dask"):

@@ -2,6 +2,7 @@
 job logs (no bar redraws off a terminal, one logged line per epoch)."""
 
 import io
+import os
 import logging
 
 import numpy as np
@@ -125,6 +126,20 @@ def test_threads_setting_applies_to_torch(restore_threads, monkeypatch):
     for bad in ("0", "-2", "two", "1.5"):
         with pytest.raises(ConfigError, match="whole number"):
             T.parse_threads(bad)
+
+
+def test_auto_threads_do_not_load_torch_in_a_process_that_never_trains():
+    """`crossmodal sweep --executor dask` orchestrates only: under auto its process does not
+    import torch to set thread counts torch would start with anyway."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from crossmodal.threads import apply_threads; apply_threads(None); "
+            "assert 'torch' not in sys.modules; apply_threads(1); import torch; "
+            "assert torch.get_num_threads() == 1; print('ok')")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "CROSSMODAL_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.stdout.strip() == "ok", out.stderr
 
 
 class _Tiny:

@@ -224,6 +224,8 @@ def run_sweep(path: str | Path, data_root: str | None = None, out: str | Path | 
 
     t0 = time.perf_counter()
     _write_state(out, path, sw, points)
+    if any(state(out / p["folder"]) != "done" for p in points):
+        executor.prepare()  # a cluster starts while the points are checked below
     todo = []
     try:
         for p in points:

@@ -8,6 +8,8 @@ Ctrl-C included. Every executor has the same methods:
 * ``map_unordered(fn, items, keys=None) -> Iterator[Outcome]``: ``fn(item)`` for each item;
   an exception of ``fn`` comes back as the outcome's ``error`` (the other items go on), a
   ``KeyboardInterrupt`` stops everything (cancels what is left) and propagates;
+* ``prepare()``: start what ``map_unordered`` will need without waiting for it (a cluster's
+  start, in the background), so that the caller's own work overlaps it; optional to call;
 * ``in_process``: True when ``fn`` runs in the calling process (so it may log there);
 * ``describe()``: one line saying where the work runs;
 * ``close()``.
@@ -50,6 +52,9 @@ class SequentialExecutor:
                 yield Outcome(i, error=exc, seconds=time.perf_counter() - t0)
                 continue
             yield Outcome(i, value=value, seconds=time.perf_counter() - t0)
+
+    def prepare(self) -> None:
+        """Nothing to start."""
 
     def describe(self) -> str:
         return "sequential: one item after another in this process"

@@ -18,9 +18,14 @@ when it has fewer (one thread in epoch loops, the cores for the big one-off pass
 number above 1 for a whole run by default: epoch loops at several threads spin and slow down
 as soon as anything else runs (measured: :mod:`crossmodal.threads`).
 
-The local cluster's workers run without Dask's ``MALLOC_TRIM_THRESHOLD_=65536``: with it, glibc
-maps and unmaps every mid-sized array, and a DJSRH run on toy took 1.6x the CPU time it takes
-in the calling process (7.4-8.0 s against 4.5-5.0 s without it, the same run in a worker).
+The local cluster's workers start without Dask's pre-spawn variables: without
+``MALLOC_TRIM_THRESHOLD_=65536`` (with it, glibc maps and unmaps every mid-sized array, and a
+DJSRH run on toy took 1.6x the CPU time it takes in the calling process: 7.4-8.0 s against
+4.5-5.0 s without it, the same run in a worker) and without ``OMP_NUM_THREADS=1`` and its
+siblings (each task sets its own thread count, above). So the nannies change nothing in this
+process's environment, and the cluster can start in the background (:meth:`DaskExecutor.prepare`)
+while this process checks the grid; each worker imports torch and the methods as it starts
+(:mod:`~crossmodal.experiments.executors.warm`), so that those imports overlap the same work.
 
 Dask ships the function and the items to the workers by pickling them over its connections:
 anyone who can reach the scheduler can run code on the workers, which is why the local cluster
@@ -31,7 +36,7 @@ with Dask's TLS security settings).
 from __future__ import annotations
 
 import logging
-import os
+import threading
 import time
 import uuid
 from typing import Callable, Iterator, Sequence
@@ -41,6 +46,7 @@ from crossmodal.experiments.executors.base import Outcome
 
 INSTALL = "pip install crossmodal[dask]"
 DASHBOARD = "127.0.0.1:8787"
+WARM = "crossmodal.experiments.executors.warm"  # each local worker imports it as it starts
 
 
 def require(module: str, what: str, install: str = INSTALL):
@@ -107,12 +113,46 @@ class DaskExecutor:
         self.workers, self.scheduler, self.gpus = workers, scheduler, int(gpus_per_run)
         self.dashboard, self.threads, self.processes, self.log = dashboard, threads, processes, log
         self.client = self.cluster = None
+        self._starting: threading.Thread | None = None
+        self._start_error: BaseException | None = None
 
     # -- the cluster -----------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Start the cluster in a background thread and return at once (:meth:`start` and
+        :meth:`map_unordered` wait for it; :meth:`close` stops it): the caller's own work, such as
+        checking a sweep's grid, overlaps the workers' start."""
+        if self.client is not None or self._starting is not None:
+            return
+        self._starting = threading.Thread(target=self._start_in_background, name="crossmodal-dask-start",
+                                          daemon=True)
+        self._starting.start()
+
+    def _start_in_background(self) -> None:
+        try:
+            self._connect()
+        except BaseException as exc:  # handed to the thread that waits for the start
+            self._start_error = exc
+
     def start(self) -> "DaskExecutor":
-        """Connect to ``scheduler``, or start the local cluster; idempotent."""
+        """Connect to ``scheduler``, or start the local cluster (or wait for :meth:`prepare`'s
+        start); idempotent. Logs :meth:`describe` once the cluster is up."""
         if self.client is not None:
             return self
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
+            if self._start_error is not None:
+                exc, self._start_error = self._start_error, None
+                raise exc
+        else:
+            self._connect()
+        self.log(self.describe())
+        if self.gpus and not any(self.host_slots().values()):
+            self.log(f"dask: warning: no worker has the resource GPU={self.gpus} yet; the tasks wait for one "
+                     "(start workers with --resources GPU=N)")
+        return self
+
+    def _connect(self) -> None:
         distributed = require("distributed", "--executor dask")
         logging.getLogger("distributed").setLevel(logging.ERROR)  # its INFO/WARNING chatter, not ours
         if self.scheduler:
@@ -122,15 +162,15 @@ class DaskExecutor:
                 raise ConfigError(f"--scheduler {self.scheduler}: cannot connect ({exc}); is the scheduler "
                                   "running and reachable from here?") from None
         else:
-            self.cluster = self._local_cluster(distributed)
-            self.client = distributed.Client(self.cluster, set_as_default=False)
-        self.log(self.describe())
-        if self.gpus and not any(self.host_slots().values()):
-            self.log(f"dask: warning: no worker has the resource GPU={self.gpus} yet; the tasks wait for one "
-                     "(start workers with --resources GPU=N)")
-        return self
+            cluster = self._local_cluster(distributed)
+            try:
+                self.client = distributed.Client(cluster, set_as_default=False)
+            finally:
+                self.cluster = cluster  # closed by close() even when the client failed
 
     def _local_cluster(self, distributed):
+        import dask
+
         from crossmodal.threads import available_cores
 
         # processes=False (tests): workers are threads talking in memory (inproc://), no socket but the HTTP one
@@ -139,25 +179,15 @@ class DaskExecutor:
                       dashboard_address=DASHBOARD if self.dashboard else None,
                       # without a dashboard the scheduler still serves /health and /info: on a free local port
                       scheduler_kwargs=None if self.dashboard else {"dashboard_address": "127.0.0.1:0"})
-        import dask
-
-        # the nannies (threads of this process) set their pre-spawn variables in this process's
-        # environment too: put it back as it was once the workers are up
-        before = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-        try:
-            # read when the nannies are made: the workers they spawn (and respawn) keep glibc's default
-            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-                if self.gpus:
-                    cuda = require("dask_cuda", "--gpus-per-run on this machine", "pip install dask-cuda")
-                    return cuda.LocalCUDACluster(n_workers=self.workers, resources={"GPU": 1}, **common)
-                n = self.workers or available_cores()
-                return distributed.LocalCluster(n_workers=n, processes=self.processes, **common)
-        finally:
-            for k, v in before.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        if self.processes or self.gpus:
+            common["preload"] = [WARM]
+        # read when the nannies are made: no pre-spawn variables (module docstring)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):
+            if self.gpus:
+                cuda = require("dask_cuda", "--gpus-per-run on this machine", "pip install dask-cuda")
+                return cuda.LocalCUDACluster(n_workers=self.workers, resources={"GPU": 1}, **common)
+            n = self.workers or available_cores()
+            return distributed.LocalCluster(n_workers=n, processes=self.processes, **common)
 
     def _workers(self) -> dict:
         try:
@@ -226,6 +256,9 @@ class DaskExecutor:
 
     def close(self) -> None:
         """Disconnect; a local cluster is stopped (its worker processes end)."""
+        if self._starting is not None:  # a background start: let it finish, then stop what it started
+            self._starting.join()
+            self._starting = self._start_error = None
         client, cluster = self.client, self.cluster
         self.client = self.cluster = None
         if client is not None:

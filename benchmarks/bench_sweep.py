@@ -1,18 +1,22 @@
-"""A 12-run toy sweep (3 methods x 2 code lengths x 2 seeds) run twice in one process: one run
-after another (``--executor sequential``), then each run one task on a local Dask cluster of 2
-worker processes (``--executor dask --workers 2``, the cluster's start and stop included), with
-the ratio of the wall times and whether the two report tables are identical.
+"""A 12-run toy sweep (3 methods x 2 code lengths x 2 seeds) as a user runs it: the command
+``crossmodal sweep FILE`` (one run after another, in its process) and
+``crossmodal sweep FILE --executor dask --workers 2`` (each run one task on a local cluster of 2
+worker processes, its start and stop included), each a fresh process timed from start to exit,
+alternated ``--repeats`` times; the medians, their ratio, and whether every report table is
+identical.
 
-    python benchmarks/bench_sweep.py [--workers 2] [--methods djsrh-fast,jdsh-fast,dgcpn-fast]
+    python benchmarks/bench_sweep.py [--workers 2] [--repeats 3]
+                                     [--methods djsrh-fast,jdsh-fast,dgcpn-fast]
                                      [--results benchmarks/results/bench_sweep.txt]
 
 The last line is exactly
 ``sweep: N runs, sequential X s, dask 2 workers Y s: R x, tables identical: True|False``.
 Goal: >= 1.6x on 2 cores with identical tables. The deep baselines' ``fast`` presets on toy are
-chosen because each run takes seconds (so the cluster's start, about one run's time, is small
-beside the sweep) and is made of many small steps, as a real sweep's runs are. Each Dask task runs
-at cores / workers threads; the sequential sweep at the default (auto) setting, as
-``crossmodal sweep`` runs it. Everything talks to 127.0.0.1 only.
+chosen because each run takes seconds and is made of many small steps, as a real sweep's runs
+are; the fixed costs of a cluster (its start, each worker's imports, its stop) weigh more beside
+seconds-long runs than beside a real table's minutes-long ones. The two commands alternate (on a
+shared machine the speed of the cores drifts over minutes) and each starts a fresh Python, so both
+pay their imports as a user's command does. Everything talks to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,20 +54,37 @@ def commit() -> str:
         return "unknown"
 
 
+def timed_sweep(f: Path, out: Path, extra: list[str]) -> tuple[float, str]:
+    """Run ``crossmodal sweep f --out out EXTRA`` in a fresh process; (wall seconds, its last line)."""
+    cmd = [sys.executable, "-m", "crossmodal.cli", "sweep", str(f), "--out", str(out), *extra]
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(f"bench_sweep: {' '.join(cmd[2:])} exited with {done.returncode}:\n{done.stderr[-2000:]}")
+    return seconds, done.stdout.strip().splitlines()[-1]
+
+
+def table(runs: Path, out: Path) -> str:
+    from crossmodal.report import write_report
+
+    write_report([runs], out, plots=False)
+    return (out / "table.csv").read_text()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="each command this many times, alternated")
     ap.add_argument("--methods", default="djsrh-fast,jdsh-fast,dgcpn-fast")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "bench_sweep.txt"),
                     help="file the docs page reads (written atomically; '' to skip)")
     args = ap.parse_args()
-    os.environ.setdefault("WANDB_MODE", "offline")
-    from crossmodal.experiments.executors import DaskExecutor
-    from crossmodal.experiments.sweep import run_sweep
-    from crossmodal.report import write_report
-    from crossmodal.threads import apply_threads, available_cores
+    if args.repeats < 1 or args.workers < 1:
+        sys.exit("bench_sweep: --repeats and --workers must be >= 1")
+    from crossmodal.threads import available_cores
 
-    apply_threads(None)
     lines = []
 
     def say(line: str) -> None:
@@ -70,31 +92,30 @@ def main() -> None:
         lines.append(line)
 
     methods = args.methods.split(",")
+    dask = ["--executor", "dask", "--workers", str(args.workers)]
+    times: dict[str, list[float]] = {"sequential": [], "dask": []}
+    tables = set()
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         tmp = Path(tmp)
         f = sweep_file(tmp, methods)
         say(f"# bench_sweep.py, commit {commit()}, {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
             f"{available_cores()} cores, load average before {os.getloadavg()[0]:.1f}")
-        say(f"# methods {', '.join(methods)} on toy x bits 16, 32 x seeds 0, 1")
-        t0 = time.perf_counter()
-        seq = run_sweep(f, out=tmp / "seq", log=lambda line: None)
-        t_seq = time.perf_counter() - t0
-        say(f"sequential: {seq['done']} runs trained, {seq['failed']} failed in {t_seq:.1f} s")
-        apply_threads(None)
-        t0 = time.perf_counter()
-        with DaskExecutor(workers=args.workers, log=say) as ex:
-            dsk = run_sweep(f, out=tmp / "dask", executor=ex, log=lambda line: None)
-        t_dask = time.perf_counter() - t0
-        say(f"dask, {args.workers} workers: {dsk['done']} runs trained, {dsk['failed']} failed in {t_dask:.1f} s "
-            "(cluster start and stop included)")
-        tables = []
-        for name in ("seq", "dask"):
-            write_report([tmp / name], tmp / f"report-{name}", plots=False)
-            tables.append((tmp / f"report-{name}" / "table.csv").read_text())
-        n = seq["done"] + seq["failed"]
-        same = tables[0] == tables[1] and seq == dsk
-        say(f"sweep: {n} runs, sequential {t_seq:.1f} s, dask {args.workers} workers {t_dask:.1f} s: "
-            f"{t_seq / t_dask:.2f} x, tables identical: {same}")
+        say(f"# methods {', '.join(methods)} on toy x bits 16, 32 x seeds 0, 1; each command a fresh process, "
+            f"{args.repeats} times, alternated")
+        for r in range(args.repeats):
+            for name, extra in (("sequential", []), ("dask", dask)):
+                out = tmp / f"{name}-{r}"
+                seconds, last = timed_sweep(f, out, extra)
+                times[name].append(seconds)
+                tables.add(table(out, tmp / f"report-{name}-{r}"))
+                say(f"{name} #{r + 1}: {seconds:.1f} s ({last.split(' -> ')[0]})")
+        seq, dsk = statistics.median(times["sequential"]), statistics.median(times["dask"])
+        n = len(list((tmp / "sequential-0").glob("*-toy-*")))
+        say(f"medians of {args.repeats}: sequential {seq:.1f} s, dask {dsk:.1f} s "
+            f"(ranges {min(times['sequential']):.1f}-{max(times['sequential']):.1f} s and "
+            f"{min(times['dask']):.1f}-{max(times['dask']):.1f} s)")
+        say(f"sweep: {n} runs, sequential {seq:.1f} s, dask {args.workers} workers {dsk:.1f} s: "
+            f"{seq / dsk:.2f} x, tables identical: {len(tables) == 1}")
     if args.results:
         from crossmodal.engine import atomic_write_text
 

@@ -11,8 +11,31 @@ from crossmodal.errors import CrossmodalError
 from crossmodal.tracking import add_wandb_arguments
 
 
+METHODS = "<<methods>>"  # in a help text: the registered method names, filled in when help is printed
+PRESETS = "<<presets>>"  # in a help text: :func:`preset_listing`, filled in when help is printed
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Fills :data:`METHODS` and :data:`PRESETS` in when a help text is printed (before it is
+    wrapped), so that building the parser does not import every method (about 2 s: each command,
+    ``--help`` included, would pay it)."""
+
+    def _get_help_string(self, action):
+        text = super()._get_help_string(action) or ""
+        if METHODS in text:
+            text = text.replace(METHODS, ", ".join(method_names()))
+        if PRESETS in text:
+            text = text.replace(PRESETS, preset_listing() or "none")
+        return text
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, with a usage error as one ``crossmodal: error:`` line (exit 2)."""
+    """argparse, with a usage error as one ``crossmodal: error:`` line (exit 2) and the method
+    lists of help texts filled in when printed (:class:`HelpFormatter`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):  # noqa: D401
         sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""

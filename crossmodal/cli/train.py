@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from crossmodal.cli.common import add_common_train, method_names, preset_listing, print_run
+from crossmodal.cli.common import METHODS, PRESETS, add_common_train, print_run
 from crossmodal.config import dataset_key, load_config_file, parse_overrides, preset_path
 from crossmodal.errors import CrossmodalError
 from crossmodal.report import config_label
@@ -20,7 +20,7 @@ def add_parser(subparsers):
                     "T->I on the query split. Extra key=value pairs override the method's config (unknown keys "
                     "are errors).")
     p.add_argument("method", nargs="?", default=None,
-                   help=f"{', '.join(method_names())}, or module.path:Class; omit with --from")
+                   help=f"{METHODS}, or module.path:Class; omit with --from")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="method config overrides, e.g. epochs=5")
     p.add_argument("--from", dest="from_run", default=None, metavar="RUN_DIR",
                    help="rerun exactly what RUN_DIR ran (method, bits, seed, resolved config, dataset) into a new "
@@ -43,7 +43,7 @@ def add_parser(subparsers):
     p.add_argument("--config", default=None, help="YAML config file (keys of the method, optional datasets: overrides)")
     p.add_argument("--preset", default=None,
                    help="config from experiments/configs: paper (METHOD.yaml) or PRESET (METHOD-PRESET.yaml); "
-                        f"presets besides paper: {preset_listing() or 'none'} (`crossmodal methods NAME` lists them)")
+                        f"presets besides paper: {PRESETS} (`crossmodal methods NAME` lists them)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run from its last checkpoint")
     p.add_argument("--database-codes", default=None, choices=("per-modality", "unified"),

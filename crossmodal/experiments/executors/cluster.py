@@ -18,14 +18,20 @@ when it has fewer (one thread in epoch loops, the cores for the big one-off pass
 number above 1 for a whole run by default: epoch loops at several threads spin and slow down
 as soon as anything else runs (measured: :mod:`crossmodal.threads`).
 
-The local cluster's workers start without Dask's pre-spawn variables: without
-``MALLOC_TRIM_THRESHOLD_=65536`` (with it, glibc maps and unmaps every mid-sized array, and a
-DJSRH run on toy took 1.6x the CPU time it takes in the calling process: 7.4-8.0 s against
-4.5-5.0 s without it, the same run in a worker) and without ``OMP_NUM_THREADS=1`` and its
-siblings (each task sets its own thread count, above). So the nannies change nothing in this
-process's environment, and the cluster can start in the background (:meth:`DaskExecutor.prepare`)
-while this process checks the grid; each worker imports torch and the methods as it starts
-(:mod:`~crossmodal.experiments.executors.warm`), so that those imports overlap the same work.
+The local cluster's workers start without three things Dask gives them by default, each measured
+with the ``fast`` presets on toy:
+
+* ``MALLOC_TRIM_THRESHOLD_=65536``: glibc then maps and unmaps every mid-sized array, and a DJSRH
+  run took 7.4-8.0 s of CPU in such a worker against 4.5-5.0 s without it;
+* Dask's statistical profiler (unless ``dashboard``, which shows it): it samples the task
+  thread's stack every 10 ms, and a DGCPN run took 9.0-9.8 s in a worker with it, 7.6-8.4 s
+  without it, 7.3-8.2 s in the calling process;
+* ``OMP_NUM_THREADS=1`` and its siblings: each task sets its own thread count (above).
+
+So the nannies change nothing in this process's environment, and the cluster can start in the
+background (:meth:`DaskExecutor.prepare`) while this process checks the grid; each worker imports
+torch and the methods as it starts (:mod:`~crossmodal.experiments.executors.warm`), so that those
+imports overlap the same work instead of delaying the first runs.
 
 Dask ships the function and the items to the workers by pickling them over its connections:
 anyone who can reach the scheduler can run code on the workers, which is why the local cluster
@@ -181,8 +187,10 @@ class DaskExecutor:
                       scheduler_kwargs=None if self.dashboard else {"dashboard_address": "127.0.0.1:0"})
         if self.processes or self.gpus:
             common["preload"] = [WARM]
-        # read when the nannies are made: no pre-spawn variables (module docstring)
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):
+        # read when the nannies are made and shipped to the workers (module docstring): no pre-spawn
+        # variables; no statistical profiler unless the dashboard that shows it is asked for
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": {},
+                              "distributed.worker.profile.enabled": bool(self.dashboard)}):
             if self.gpus:
                 cuda = require("dask_cuda", "--gpus-per-run on this machine", "pip install dask-cuda")
                 return cuda.LocalCUDACluster(n_workers=self.workers, resources={"GPU": 1}, **common)

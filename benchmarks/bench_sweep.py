@@ -3,7 +3,9 @@
 ``crossmodal sweep FILE --executor dask --workers 2`` (each run one task on a local cluster of 2
 worker processes, its start and stop included), each a fresh process timed from start to exit,
 alternated ``--repeats`` times; the medians, their ratio, and whether every report table is
-identical.
+identical. Beside them, the bound of the machine itself: the same 12 runs as two plain sequential
+sweeps side by side (one per seed, no executor, no cluster), which no executor of 2 workers can
+beat on 2 cores.
 
     python benchmarks/bench_sweep.py [--workers 2] [--repeats 3]
                                      [--methods djsrh-fast,jdsh-fast,dgcpn-fast]
@@ -66,10 +68,27 @@ def timed_sweep(f: Path, out: Path, extra: list[str]) -> tuple[float, str]:
     return seconds, done.stdout.strip().splitlines()[-1]
 
 
-def table(runs: Path, out: Path) -> str:
+def timed_halves(f: Path, out: Path) -> float:
+    """The machine's bound without any executor: two plain sequential sweeps side by side, one
+    per seed (``--only=-s0`` and ``--only=-s1``, into ``out/s0`` and ``out/s1``), started together;
+    wall seconds until both end."""
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-m", "crossmodal.cli", "sweep", str(f), "--out", str(out / half),
+                               f"--only=-{half}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+             for half in ("s0", "s1")]
+    errors = [p.communicate(timeout=3600)[1] for p in procs]
+    seconds = time.perf_counter() - t0
+    for p, err in zip(procs, errors):
+        if p.returncode != 0:
+            sys.exit(f"bench_sweep: a half sweep exited with {p.returncode}:\n{err.decode()[-2000:]}")
+    return seconds
+
+
+def table(runs: list[Path], out: Path) -> str:
     from crossmodal.report import write_report
 
-    write_report([runs], out, plots=False)
+    write_report(runs, out, plots=False)
     return (out / "table.csv").read_text()
 
 
@@ -93,7 +112,7 @@ def main() -> None:
 
     methods = args.methods.split(",")
     dask = ["--executor", "dask", "--workers", str(args.workers)]
-    times: dict[str, list[float]] = {"sequential": [], "dask": []}
+    times: dict[str, list[float]] = {"sequential": [], "dask": [], "halves": []}
     tables = set()
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         tmp = Path(tmp)
@@ -107,13 +126,20 @@ def main() -> None:
                 out = tmp / f"{name}-{r}"
                 seconds, last = timed_sweep(f, out, extra)
                 times[name].append(seconds)
-                tables.add(table(out, tmp / f"report-{name}-{r}"))
+                tables.add(table([out], tmp / f"report-{name}-{r}"))
                 say(f"{name} #{r + 1}: {seconds:.1f} s ({last.split(' -> ')[0]})")
+            out = tmp / f"halves-{r}"
+            times["halves"].append(timed_halves(f, out))
+            tables.add(table([out / "s0", out / "s1"], tmp / f"report-halves-{r}"))
+            say(f"two plain sequential sweeps side by side (seed 0 | seed 1) #{r + 1}: {times['halves'][-1]:.1f} s")
         seq, dsk = statistics.median(times["sequential"]), statistics.median(times["dask"])
         n = len(list((tmp / "sequential-0").glob("*-toy-*")))
-        say(f"medians of {args.repeats}: sequential {seq:.1f} s, dask {dsk:.1f} s "
-            f"(ranges {min(times['sequential']):.1f}-{max(times['sequential']):.1f} s and "
-            f"{min(times['dask']):.1f}-{max(times['dask']):.1f} s)")
+        halves = statistics.median(times["halves"])
+        say(f"medians of {args.repeats}: sequential {seq:.1f} s, dask {dsk:.1f} s, two plain processes "
+            f"{halves:.1f} s (ranges {min(times['sequential']):.1f}-{max(times['sequential']):.1f}, "
+            f"{min(times['dask']):.1f}-{max(times['dask']):.1f}, "
+            f"{min(times['halves']):.1f}-{max(times['halves']):.1f} s)")
+        say(f"the machine's bound without an executor (two plain processes): {seq / halves:.2f} x")
         say(f"sweep: {n} runs, sequential {seq:.1f} s, dask {args.workers} workers {dsk:.1f} s: "
             f"{seq / dsk:.2f} x, tables identical: {len(tables) == 1}")
     if args.results:

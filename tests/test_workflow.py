@@ -276,6 +276,24 @@ def test_report_refuses_two_configurations_under_one_label(two_labels_one_seed, 
     assert not (tmp_path / "r").exists()  # refused before anything was written
 
 
+def test_report_counts_a_key_a_run_predates_with_its_default(two_labels_one_seed, tmp_path):
+    """A run made before its method declared a key (its run.json lacks it) is the configuration
+    of a newer run with that key at its default: one row, as a resume and a sweep count it."""
+    d = tmp_path / "runs"
+    shutil.copytree(two_labels_one_seed / "runs", d)
+    old = next(r for r in d.iterdir() if run_json(r)["method"] == "cca-itq")
+    spec = run_json(old)
+    assert spec["config"].pop("reg") == 0.0001  # the declared default
+    (old / "run.json").write_text(json.dumps(spec))
+    train_run("cca-itq", "toy", 16, seed=1, dataset_params=TOY, out=d, tracker="none", label="cca-itq", **QUIET)
+    write_report([d], tmp_path / "r", plots=False)
+    assert "(n=1)" not in (tmp_path / "r" / "table.md").read_text().split("| cca-itq |")[1].split("\n")[0]
+    train_run("cca-itq", "toy", 16, seed=2, config={"reg": 0.5}, dataset_params=TOY, out=d, tracker="none",
+              label="cca-itq", **QUIET)
+    with pytest.raises(CrossmodalError, match="differ \\(reg: 0.0001 vs 0.5\\)"):
+        write_report([d], tmp_path / "r2")
+
+
 def test_report_unknown_metric_is_an_error(two_labels_one_seed, tmp_path, capsys):
     assert main(["report", str(two_labels_one_seed / "runs"), "--out", str(tmp_path / "r"), "--metric", "mAP@50"]) == 2
     assert "unknown metric 'mAP@50'" in capsys.readouterr().err and not (tmp_path / "r").exists()

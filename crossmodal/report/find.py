@@ -45,8 +45,10 @@ class RunResult:
     database_codes: str = DB_CODES_DEFAULT
     model_selection: str | None = None
 
-    def signature(self) -> str:
-        cfg = {k: v for k, v in self.config.items() if k not in IGNORED_CONFIG}
+    def signature(self, config: dict | None = None) -> str:
+        """What a table row holds fixed: method, ``config`` (default: the run's) without the keys
+        that do not change results, dataset parameters and database codes."""
+        cfg = {k: v for k, v in (self.config if config is None else config).items() if k not in IGNORED_CONFIG}
         return json.dumps({"method": self.method, "config": cfg, "dataset": self.dataset_params,
                            "codes": self.database_codes}, sort_keys=True, default=str)
 

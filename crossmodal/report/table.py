@@ -15,6 +15,7 @@ from crossmodal.report.figures import TableFigures
 from crossmodal.report.find import DB_CODES_DEFAULT, IGNORED_CONFIG, RunResult
 from crossmodal.report.text import DEFAULT_METRICS, TableText
 from crossmodal.retrieval.evaluate import CONVENTIONS
+from crossmodal.runs.spec import method_defaults
 
 DB_CODES_TEXT = {"per-modality": "each database item coded from its own modality's features",
                  "unified": "one code per database pair from both modalities"}
@@ -64,8 +65,11 @@ class ResultTable(TableText, TableFigures):
                 first[key] = r
                 continue
             a = first[key]
-            if a.signature() != r.signature():
-                ca, cb = a.config, r.config
+            # a key the method gained after one of the runs was made counts with its declared
+            # default (as a resume and a sweep's stale check count it)
+            ca = {**method_defaults(a.method, set(r.config) - set(a.config)), **a.config}
+            cb = {**method_defaults(r.method, set(a.config) - set(r.config)), **r.config}
+            if a.signature(ca) != r.signature(cb):
                 diff = sorted(k for k in set(ca) | set(cb) if k not in IGNORED_CONFIG and ca.get(k) != cb.get(k))
                 what = ", ".join(f"{k}: {ca.get(k)!r} vs {cb.get(k)!r}" for k in diff[:3]) or (
                     "method" if a.method != r.method else "dataset parameters" if a.dataset_params != r.dataset_params

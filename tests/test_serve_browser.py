@@ -105,6 +105,10 @@ def test_typed_sentence_shows_the_query_commands_hits(web, runs):
     img = web.locator(f'.column[data-run="{runs[0].name}"] .hit img').first
     img.wait_for()
     until(web, "(img) => img.complete && img.naturalWidth === 32", img.element_handle())
+    # every thumbnail at the top of its card, whatever the length of the captions below it
+    offsets = web.locator(f'.column[data-run="{runs[0].name}"] .hit').evaluate_all(
+        "cards => cards.map(c => c.querySelector('img').getBoundingClientRect().top - c.getBoundingClientRect().top)")
+    assert len(offsets) == K and max(offsets) - min(offsets) < 0.5, offsets
     assert "sentence" in web.inner_text("#query") and "a red circle" in web.inner_text("#query")
 
 

@@ -150,6 +150,19 @@ def write_table(results_path: Path) -> Path:
     return out
 
 
-if __name__ == "__main__":
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "experiments" / "results" / "official" / "deep.json"
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", nargs="?", default=str(ROOT / "experiments" / "results" / "official" / "deep.json"),
+                    help="results file (.json); deep.md is written beside it")
+    args = ap.parse_args(argv)
+    path = Path(args.results)
+    if path.suffix != ".json" or not path.is_file():
+        ap.error(f"{path}: not an existing .json results file")
     print(write_table(path))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

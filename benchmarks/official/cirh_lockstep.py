@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-
+from cirh_released import released_config
 from released import cpu_only, patched_copy, read_export, stub_modules
 
 GRAPH_NAMES = {  # released MyNet module -> the port's GraphNet module
@@ -66,11 +66,10 @@ def main() -> None:
     cwd = os.getcwd()
     os.chdir(root)
 
-    import torch
-    from torch.utils.data import DataLoader
-
     import load_data
     import my_opt
+    import torch
+    from torch.utils.data import DataLoader
     from utils import compress
 
     from crossmodal.data import PairedData
@@ -83,12 +82,7 @@ def main() -> None:
             for name, s in (("query", "te"), ("train", "tr"), ("database", "db"))}
     my_opt.get_loader_flickr = lambda b: ({k: DataLoader(v, batch_size=b, num_workers=0) for k, v in sets.items()},
                                           (d["I_tr"], d["T_tr"], d["L_tr"]))
-    n = len(d["I_tr"])
-    config = argparse.Namespace(DATASET="MIRFlickr", lambda1=10.0, lambda2=1.0, beta=0.01, LR_IMG=1e-4,
-                                LR_TXT=1e-4, LR_MyNet=1e-3, K=int(round(0.6 * n)), a1=0.6, a2=0.6,
-                                HASH_BIT=args.bits, BATCH_SIZE=512, SEED=args.seed, NUM_WORKERS=0,
-                                EPOCH_INTERVAL=2, NUM_EPOCH=args.epochs, EVAL_INTERVAL=10,
-                                MODEL_DIR="./checkpoints")
+    config = released_config(len(d["I_tr"]), args.bits, args.seed, args.epochs)
     rel = my_opt.PCIRH(logging.getLogger("cirh-lockstep"), config)
 
     port = get_method("cirh")(bits=args.bits, seed=args.seed, device="cpu", hashfunc_similarity=args.variant)

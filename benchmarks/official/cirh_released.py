@@ -26,8 +26,15 @@ import os
 from pathlib import Path
 
 import numpy as np
-
 from released import cpu_only, patched_copy, read_export, save_codes, stub_modules
+
+
+def released_config(n_train: int, bits: int, seed: int, epochs: int) -> argparse.Namespace:
+    """main_mir.py's arguments (MIRFlickr settings), ``K`` 0.6 of the training set."""
+    return argparse.Namespace(DATASET="MIRFlickr", lambda1=10.0, lambda2=1.0, beta=0.01, LR_IMG=1e-4,
+                              LR_TXT=1e-4, LR_MyNet=1e-3, K=round(0.6 * n_train), a1=0.6, a2=0.6,
+                              HASH_BIT=bits, BATCH_SIZE=512, SEED=seed, NUM_WORKERS=0, EPOCH_INTERVAL=2,
+                              NUM_EPOCH=epochs, EVAL_INTERVAL=10, MODEL_DIR="./checkpoints")
 
 
 def main() -> None:
@@ -46,11 +53,10 @@ def main() -> None:
     root = patched_copy(Path(args.code), [])
     os.chdir(root)
 
-    import torch
-    from torch.utils.data import DataLoader
-
     import load_data
     import my_opt
+    import torch
+    from torch.utils.data import DataLoader
     from utils import compress
 
     torch.manual_seed(args.seed)
@@ -63,12 +69,7 @@ def main() -> None:
         return loaders, (d["I_tr"], d["T_tr"], d["L_tr"])
 
     my_opt.get_loader_flickr = get_loader
-    n = len(d["I_tr"])
-    config = argparse.Namespace(DATASET="MIRFlickr", lambda1=10.0, lambda2=1.0, beta=0.01, LR_IMG=1e-4,
-                                LR_TXT=1e-4, LR_MyNet=1e-3, K=int(round(0.6 * n)), a1=0.6, a2=0.6,
-                                HASH_BIT=args.bits, BATCH_SIZE=512, SEED=args.seed, NUM_WORKERS=0,
-                                EPOCH_INTERVAL=2, NUM_EPOCH=args.epochs, EVAL_INTERVAL=10,
-                                MODEL_DIR="./checkpoints")
+    config = released_config(len(d["I_tr"]), args.bits, args.seed, args.epochs)
     import logging
 
     log = logging.getLogger("cirh-released")

@@ -21,12 +21,10 @@ sides' mAP@all (crossmodal's :func:`~crossmodal.retrieval.metrics.mean_average_p
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 from pathlib import Path
 
 import numpy as np
-
 from daeh_released import CHANGES
 from released import cpu_only, patched_copy, read_export, stub_modules
 
@@ -74,10 +72,9 @@ def main() -> None:
     cwd = os.getcwd()
     root = patched_copy(Path(args.code), CHANGES)
     os.chdir(root)
-    from torch import nn
-
     import daeh
     import model_loader
+    from torch import nn
 
     import crossmodal.methods.daeh as port_daeh
     from crossmodal.data import PairedData
@@ -217,8 +214,8 @@ def main() -> None:
         for part, s in (("q", "te"), ("d", "db")):
             codes["released"][f"{part}i"] = sign_bits(nets["image"](torch.tensor(d[f"I_{s}"]).float()).numpy())
             codes["released"][f"{part}t"] = sign_bits(nets["text"](torch.tensor(d[f"T_{s}"]).float()).numpy())
-    codes["port"] = {"qi": sign_bits(port.project("image", d["I_te"])), "qt": sign_bits(port.project("text", d["T_te"])),
-                     "di": sign_bits(port.project("image", d["I_db"])), "dt": sign_bits(port.project("text", d["T_db"]))}
+    codes["port"] = {f"{part}{m[0]}": sign_bits(port.project(m, d[f"{m[0].upper()}_{s}"]))
+                     for part, s in (("q", "te"), ("d", "db")) for m in ("image", "text")}
     r, p = codes["released"], codes["port"]
     for k in r:
         print(f"{k}: equal bits {float((r[k] == p[k]).mean()):.4f}, distinct codes released/port "

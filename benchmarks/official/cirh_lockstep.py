@@ -24,9 +24,8 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
 from cirh_released import released_config
-from released import cpu_only, patched_copy, read_export, stub_modules
+from released import compare_codes, cpu_only, patched_copy, read_export, stub_modules
 
 GRAPH_NAMES = {  # released MyNet module -> the port's GraphNet module
     "encoderIMG.0": "enc.image.0", "encoderIMG.1": "enc.image.1", "gcnI1": "gcn.image", "BNI1": "gbn.image",
@@ -74,8 +73,7 @@ def main() -> None:
 
     from crossmodal.data import PairedData
     from crossmodal.methods import get_method
-    from crossmodal.retrieval.codes import pack, sign_bits
-    from crossmodal.retrieval.metrics import mean_average_precision
+    from crossmodal.retrieval.codes import sign_bits
 
     torch.set_num_threads(1)
     sets = {name: load_data.CustomDataSet(images=d[f"I_{s}"], texts=d[f"T_{s}"], labels=d[f"L_{s}"])
@@ -118,17 +116,7 @@ def main() -> None:
                       "qt": sign_bits(port.project("text", d["T_te"])),
                       "di": sign_bits(port.project("image", d["I_db"])),
                       "dt": sign_bits(port.project("text", d["T_db"]))}}
-    r, p = codes["released"], codes["port"]
-    for k in r:
-        balance = [float(np.abs(2.0 * c[k].mean(0) - 1).mean()) for c in (r, p)]
-        print(f"{k}: equal bits {float((r[k] == p[k]).mean()):.4f}, distinct codes released/port "
-              f"{len(np.unique(r[k], axis=0))}/{len(np.unique(p[k], axis=0))}, "
-              f"bit imbalance released/port {balance[0]:.3f}/{balance[1]:.3f}")
-    for side, c in codes.items():
-        pk = {k: pack(v) for k, v in c.items()}
-        i2t = mean_average_precision(pk["qi"], pk["dt"], d["L_te"], d["L_db"], args.bits)
-        t2i = mean_average_precision(pk["qt"], pk["di"], d["L_te"], d["L_db"], args.bits)
-        print(f"{side}: mAP@all i2t {i2t:.4f} t2i {t2i:.4f}", flush=True)
+    compare_codes(codes, d, args.bits)
     os.chdir(cwd)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from daeh_released import CHANGES
-from released import cpu_only, patched_copy, read_export, stub_modules
+from released import compare_codes, cpu_only, patched_copy, read_export, stub_modules
 
 # released module -> (port tower, {released layer prefix: port layer prefix})
 NAMES = {
@@ -79,8 +79,7 @@ def main() -> None:
     import crossmodal.methods.daeh as port_daeh
     from crossmodal.data import PairedData
     from crossmodal.methods import get_method
-    from crossmodal.retrieval.codes import pack, sign_bits
-    from crossmodal.retrieval.metrics import mean_average_precision
+    from crossmodal.retrieval.codes import sign_bits
 
     # -- the port, recording its stream -------------------------------------------------------
     over = {k: float(v) for k, v in (s.split("=", 1) for s in args.set)}
@@ -216,15 +215,7 @@ def main() -> None:
             codes["released"][f"{part}t"] = sign_bits(nets["text"](torch.tensor(d[f"T_{s}"]).float()).numpy())
     codes["port"] = {f"{part}{m[0]}": sign_bits(port.project(m, d[f"{m[0].upper()}_{s}"]))
                      for part, s in (("q", "te"), ("d", "db")) for m in ("image", "text")}
-    r, p = codes["released"], codes["port"]
-    for k in r:
-        print(f"{k}: equal bits {float((r[k] == p[k]).mean()):.4f}, distinct codes released/port "
-              f"{len(np.unique(r[k], axis=0))}/{len(np.unique(p[k], axis=0))}")
-    for side, c in codes.items():
-        pk = {k: pack(v) for k, v in c.items()}
-        i2t = mean_average_precision(pk["qi"], pk["dt"], d["L_te"], d["L_db"], args.bits)
-        t2i = mean_average_precision(pk["qt"], pk["di"], d["L_te"], d["L_db"], args.bits)
-        print(f"{side}: mAP@all i2t {i2t:.4f} t2i {t2i:.4f}", flush=True)
+    compare_codes(codes, d, args.bits)
     os.chdir(cwd)
 
 

@@ -24,8 +24,7 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
-
+from lockstep import compare_codes, max_difference, renamed
 from released import cpu_only, patched_copy, read_export, stub_modules
 
 GRAPH_NAMES = {  # released MyNet module -> the port's GraphNet module
@@ -37,15 +36,6 @@ GRAPH_NAMES = {  # released MyNet module -> the port's GraphNet module
     "HJ": "h_joint", "img_fc": "h_image", "txt_fc": "h_text", "HC": "h_all", "HIBN": "hbn.image",
     "HTBN": "hbn.text", "HJBN": "hbn.joint", "HBN": "hbn.all"}
 TOWER_NAMES = {"fc1": "body.0", "tohash": "body.3"}  # released Img_Net / Txt_Net -> the port's MLPTower
-
-
-def renamed(state: dict, names: dict) -> dict:
-    """``state`` (a state dict) with each module prefix replaced by ``names[prefix]``."""
-    out = {}
-    for key, value in state.items():
-        prefix, leaf = key.rsplit(".", 1)
-        out[f"{names[prefix]}.{leaf}"] = value
-    return out
 
 
 def main() -> None:
@@ -75,8 +65,7 @@ def main() -> None:
 
     from crossmodal.data import PairedData
     from crossmodal.methods import get_method
-    from crossmodal.retrieval.codes import pack, sign_bits
-    from crossmodal.retrieval.metrics import mean_average_precision
+    from crossmodal.retrieval.codes import sign_bits
 
     torch.set_num_threads(1)
     sets = {name: load_data.CustomDataSet(images=d[f"I_{s}"], texts=d[f"T_{s}"], labels=d[f"L_{s}"])
@@ -111,8 +100,8 @@ def main() -> None:
         port._epoch_batches = lambda n, b, _bs=batches: _bs
         port._run_epoch(epoch)
         del port._epoch_batches
-        diff = {name: max(float((w - port.towers[name].state_dict()[k]).abs().max())
-                          for k, w in renamed(net.state_dict(), names).items()) for net, name, names in nets}
+        diff = {name: max_difference(renamed(net.state_dict(), names), port.towers[name].state_dict())
+                for net, name, names in nets}
         print(f"epoch {epoch}: largest weight difference " + ", ".join(f"{k} {v:.3g}" for k, v in diff.items()),
               flush=True)
 
@@ -124,17 +113,7 @@ def main() -> None:
                       "qt": sign_bits(port.project("text", d["T_te"])),
                       "di": sign_bits(port.project("image", d["I_db"])),
                       "dt": sign_bits(port.project("text", d["T_db"]))}}
-    r, p = codes["released"], codes["port"]
-    for k in r:
-        balance = [float(np.abs(2.0 * c[k].mean(0) - 1).mean()) for c in (r, p)]
-        print(f"{k}: equal bits {float((r[k] == p[k]).mean()):.4f}, distinct codes released/port "
-              f"{len(np.unique(r[k], axis=0))}/{len(np.unique(p[k], axis=0))}, "
-              f"bit imbalance released/port {balance[0]:.3f}/{balance[1]:.3f}")
-    for side, c in codes.items():
-        pk = {k: pack(v) for k, v in c.items()}
-        i2t = mean_average_precision(pk["qi"], pk["dt"], d["L_te"], d["L_db"], args.bits)
-        t2i = mean_average_precision(pk["qt"], pk["di"], d["L_te"], d["L_db"], args.bits)
-        print(f"{side}: mAP@all i2t {i2t:.4f} t2i {t2i:.4f}", flush=True)
+    compare_codes(codes, d, args.bits)
     os.chdir(cwd)
 
 

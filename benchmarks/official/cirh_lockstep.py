@@ -25,7 +25,8 @@ import os
 from pathlib import Path
 
 from cirh_released import released_config
-from released import compare_codes, cpu_only, patched_copy, read_export, stub_modules
+from lockstep import compare_codes, max_difference, renamed
+from released import cpu_only, patched_copy, read_export, stub_modules
 
 GRAPH_NAMES = {  # released MyNet module -> the port's GraphNet module
     "encoderIMG.0": "enc.image.0", "encoderIMG.1": "enc.image.1", "gcnI1": "gcn.image", "BNI1": "gbn.image",
@@ -36,15 +37,6 @@ GRAPH_NAMES = {  # released MyNet module -> the port's GraphNet module
     "HJ": "h_joint", "img_fc": "h_image", "txt_fc": "h_text", "HC": "h_all", "HIBN": "hbn.image",
     "HTBN": "hbn.text", "HJBN": "hbn.joint", "HBN": "hbn.all"}
 TOWER_NAMES = {"fc1": "body.0", "tohash": "body.3"}  # released Img_Net / Txt_Net -> the port's MLPTower
-
-
-def renamed(state: dict, names: dict) -> dict:
-    """``state`` (a state dict) with each module prefix replaced by ``names[prefix]``."""
-    out = {}
-    for key, value in state.items():
-        prefix, leaf = key.rsplit(".", 1)
-        out[f"{names[prefix]}.{leaf}"] = value
-    return out
 
 
 def main() -> None:
@@ -103,8 +95,8 @@ def main() -> None:
         port._epoch_batches = lambda n, b, _bs=batches: _bs
         port._run_epoch(epoch)
         del port._epoch_batches
-        diff = {name: max(float((w - port.towers[name].state_dict()[k]).abs().max())
-                          for k, w in renamed(net.state_dict(), names).items()) for net, name, names in nets}
+        diff = {name: max_difference(renamed(net.state_dict(), names), port.towers[name].state_dict())
+                for net, name, names in nets}
         print(f"epoch {epoch}: largest weight difference " + ", ".join(f"{k} {v:.3g}" for k, v in diff.items()),
               flush=True)
 

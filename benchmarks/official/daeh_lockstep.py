@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 from daeh_released import CHANGES
-from released import compare_codes, cpu_only, patched_copy, read_export, stub_modules
+from lockstep import compare_codes, max_difference
+from released import cpu_only, patched_copy, read_export, stub_modules
 
 # released module -> (port tower, {released layer prefix: port layer prefix})
 NAMES = {
@@ -133,7 +134,7 @@ def main() -> None:
         out = []
         for w, net in nets.items():
             ref = after[k - 1][w]
-            out.append(f"{w} {max(float((v - ref[n]).abs().max()) for n, v in net.state_dict().items()):.3g}")
+            out.append(f"{w} {max_difference(net.state_dict(), ref):.3g}")
         return ", ".join(out)
 
     class Rows:

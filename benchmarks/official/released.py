@@ -81,23 +81,3 @@ def save_codes(out: Path, codes: dict[str, np.ndarray]) -> None:
         B = np.asarray(B, dtype=np.float64)
         np.save(out / f"{name}.npy", np.where(B >= 0, 1, -1).astype(np.int8))
 
-
-def compare_codes(codes: dict, d: dict, bits: int) -> None:
-    """Print what a lock-step check compares: for each of the four code sets (``qi``, ``qt``,
-    ``di``, ``dt``: query / database x image / text, ``(N, bits)`` 0/1) the share of bits equal
-    between ``codes["released"]`` and ``codes["port"]``, their distinct codes and bit imbalance,
-    then each side's mAP@all (I→T, T→I) on the export ``d``'s labels."""
-    from crossmodal.retrieval.codes import pack
-    from crossmodal.retrieval.metrics import mean_average_precision
-
-    r, p = codes["released"], codes["port"]
-    for k in r:
-        balance = [float(np.abs(2.0 * c[k].mean(0) - 1).mean()) for c in (r, p)]
-        print(f"{k}: equal bits {float((r[k] == p[k]).mean()):.4f}, distinct codes released/port "
-              f"{len(np.unique(r[k], axis=0))}/{len(np.unique(p[k], axis=0))}, "
-              f"bit imbalance released/port {balance[0]:.3f}/{balance[1]:.3f}")
-    for side, c in codes.items():
-        pk = {k: pack(v) for k, v in c.items()}
-        i2t = mean_average_precision(pk["qi"], pk["dt"], d["L_te"], d["L_db"], bits)
-        t2i = mean_average_precision(pk["qt"], pk["di"], d["L_te"], d["L_db"], bits)
-        print(f"{side}: mAP@all i2t {i2t:.4f} t2i {t2i:.4f}", flush=True)

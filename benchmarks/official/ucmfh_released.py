@@ -43,6 +43,23 @@ CHANGES = [
 ]
 
 
+def permodality_codes(solver, img, txt) -> tuple[np.ndarray, np.ndarray]:
+    """The released ``solver``'s codes (``torch.sign``, ``(N, bits)``) of each item from its own
+    modality: the image rows ``img (N, Di)`` with zeros in the text half, the text rows ``txt (N,
+    D - Di)`` (padded) with zeros in the image half, one item per sequence (``(1, N, D)``, the
+    layout of the released training), in eval mode."""
+    import torch
+
+    solver.FuseTrans.eval()
+    solver.ImageMlp.eval()
+    solver.TextMlp.eval()
+    with torch.no_grad():
+        zi, zt = torch.zeros_like(img), torch.zeros_like(txt)
+        e_img, _ = solver.FuseTrans(torch.cat([img, zt], 1).unsqueeze(0))
+        _, e_txt = solver.FuseTrans(torch.cat([zi, txt], 1).unsqueeze(0))
+        return torch.sign(solver.ImageMlp(e_img)).numpy(), torch.sign(solver.TextMlp(e_txt)).numpy()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--code", required=True)
@@ -101,17 +118,10 @@ def main() -> None:
     codes = {"released_query_image": qi, "released_database_text": dt_, "released_query_text": qt,
              "released_database_image": di_}
 
-    solver.FuseTrans.eval()
-    solver.ImageMlp.eval()
-    solver.TextMlp.eval()
-    with torch.no_grad():
-        for part_name, suffix in (("query", "te"), ("database", "db")):
-            img, txt, _ = part(suffix)
-            zi, zt = torch.zeros_like(img), torch.zeros_like(txt)
-            e_img, _ = solver.FuseTrans(torch.cat([img, zt], 1).unsqueeze(0))
-            _, e_txt = solver.FuseTrans(torch.cat([zi, txt], 1).unsqueeze(0))
-            codes[f"permodality_{part_name}_image"] = torch.sign(solver.ImageMlp(e_img)).numpy()
-            codes[f"permodality_{part_name}_text"] = torch.sign(solver.TextMlp(e_txt)).numpy()
+    for part_name, suffix in (("query", "te"), ("database", "db")):
+        img, txt, _ = part(suffix)
+        pair = permodality_codes(solver, img, txt)
+        codes[f"permodality_{part_name}_image"], codes[f"permodality_{part_name}_text"] = pair
     save_codes(Path(args.out), codes)
 
 

@@ -90,6 +90,27 @@ def test_shared_results_keep_every_writer_s_entries(tmp_path, monkeypatch):
     assert sorted((e["seed"], e.get("v")) for e in data["entries"]) == [(0, 2), (1, None)]
 
 
+def test_results_files_made_in_parallel_merge(tmp_path):
+    from common import Results
+
+    a, b = Results(tmp_path / "a.json"), Results(tmp_path / "b.json")
+    key = dict(method="m", dataset="toy", bits=32, variant="port")
+    a.data["about"] = {"datasets": {"toy": {"h1": {"n_train": 10}}}, "code": {"m": {"commit": "x"}}}
+    a.put({**key, "seed": 0, "v": 1})
+    a.put({**key, "seed": 1, "v": 1})
+    b.data["about"] = {"datasets": {"uci": {"h2": {"n_train": 20}}}}
+    b.put({**key, "seed": 1, "v": 2})
+    b.put({**key, "dataset": "uci", "seed": 0, "v": 2})
+    assert a.merge(Results(tmp_path / "b.json")) == 2
+    data = json.loads((tmp_path / "a.json").read_text())
+    assert sorted((e["dataset"], e["seed"], e["v"]) for e in data["entries"]) == [
+        ("toy", 0, 1), ("toy", 1, 2), ("uci", 0, 2)]
+    assert set(data["about"]["datasets"]) == {"toy", "uci"} and data["about"]["code"] == {"m": {"commit": "x"}}
+    with pytest.raises(SystemExit) as exit_:  # a missing file to merge: one usage line, nothing written
+        deep_table.main([str(tmp_path / "a.json"), "--merge", str(tmp_path / "missing.json")])
+    assert exit_.value.code == 2 and not (tmp_path / "a.md").exists()
+
+
 def _entry(method, variant, seed, i2t, t2i, seconds=10.0):
     figs = {"i2t": {"mAP@all": i2t}, "t2i": {"mAP@all": t2i}}
     return {"method": method, "dataset": "toy", "bits": 32, "seed": seed, "variant": variant, "seconds": seconds,

@@ -197,6 +197,15 @@ def train_port(ref: DatasetRef, method: str, bits: int, seed: int, overrides: di
     return result, run, seconds
 
 
+def deep_merge(into: dict, new: dict) -> None:
+    """Deep-merge ``new`` into ``into`` (dicts merged key by key, other values replaced)."""
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            deep_merge(into[k], v)
+        else:
+            into[k] = v
+
+
 class Results:
     """The results file: ``{"about": {...}, "entries": [...]}``; an entry is identified by its
     ``key`` fields and replaced when written again. Every change rewrites the file atomically."""
@@ -224,6 +233,15 @@ class Results:
         k = self.key(entry)
         self.data["entries"] = [e for e in self.data["entries"] if self.key(e) != k] + [entry]
         self.save()
+
+    def merge(self, other: Results) -> int:
+        """Take ``other``'s entries (an entry of the same key is replaced) and its ``about``
+        (:func:`deep_merge`); saves once and returns the number of entries taken."""
+        deep_merge(self.data["about"], other.data.get("about", {}))
+        keys = {self.key(e) for e in other.data["entries"]}
+        self.data["entries"] = [e for e in self.data["entries"] if self.key(e) not in keys] + other.data["entries"]
+        self.save()
+        return len(keys)
 
     def save(self) -> None:
         text = json.dumps(self.data, indent=1, sort_keys=True) + "\n"

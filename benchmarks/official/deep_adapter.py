@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (ROOT, DATA, DatasetRef, OfficialError, Results, atomic_write, export_mat,  # noqa: E402
+from common import (ROOT, DATA, DatasetRef, OfficialError, Results, atomic_write, deep_merge, export_mat,  # noqa: E402
                     git_commit, score_codes, train_port)
 
 RESULTS = ROOT / "experiments" / "results" / "official"
@@ -64,7 +64,7 @@ class SharedResults(Results):
         with open(WORK / f"{self.path.name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self.data = Results(self.path).data
-            merge(self.data.setdefault("about", {}), about)
+            deep_merge(self.data.setdefault("about", {}), about)
             change(self.data)
             Results.save(self)
 
@@ -89,15 +89,6 @@ def collapse_of(run: Path) -> dict | None:
     if not report.is_file():
         return None
     return json.loads(report.read_text(encoding="utf-8"))["meta"].get("collapse", {})
-
-
-def merge(into: dict, new: dict) -> None:
-    """Deep-merge ``new`` into ``into`` (dicts merged key by key, other values replaced)."""
-    for k, v in new.items():
-        if isinstance(v, dict) and isinstance(into.get(k), dict):
-            merge(into[k], v)
-        else:
-            into[k] = v
 
 
 @dataclass(frozen=True)

@@ -156,10 +156,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="?", default=str(ROOT / "experiments" / "results" / "official" / "deep.json"),
                     help="results file (.json); deep.md is written beside it")
+    ap.add_argument("--merge", nargs="+", default=[], metavar="FILE",
+                    help="first merge these results files (of runs made in parallel, each into its own file)")
     args = ap.parse_args(argv)
     path = Path(args.results)
-    if path.suffix != ".json" or not path.is_file():
-        ap.error(f"{path}: not an existing .json results file")
+    for p in [path, *map(Path, args.merge)]:
+        if p.suffix != ".json" or not p.is_file():
+            ap.error(f"{p}: not an existing .json results file")
+    if args.merge:
+        results = Results(path)
+        for p in args.merge:
+            print(f"{p}: {results.merge(Results(p))} entries merged into {path}")
     print(write_table(path))
     return 0
 

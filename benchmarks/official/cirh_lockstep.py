@@ -25,7 +25,12 @@ import os
 from pathlib import Path
 
 from cirh_released import released_config
-from lockstep import compare_codes, max_difference, renamed
+from lockstep import (
+    compare_codes,
+    port_epoch,
+    renamed,
+    weight_differences,
+)
 from released import cpu_only, patched_copy, read_export, stub_modules
 
 GRAPH_NAMES = {  # released MyNet module -> the port's GraphNet module
@@ -92,11 +97,8 @@ def main() -> None:
         coll_b, order = rel.train_method(epoch - 1)
         rel.train_Hashfunc(coll_b, order, epoch - 1)
         torch.set_rng_state(state)
-        port._epoch_batches = lambda n, b, _bs=batches: _bs
-        port._run_epoch(epoch)
-        del port._epoch_batches
-        diff = {name: max_difference(renamed(net.state_dict(), names), port.towers[name].state_dict())
-                for net, name, names in nets}
+        port_epoch(port, epoch, batches)
+        diff = weight_differences(nets, port)
         print(f"epoch {epoch}: largest weight difference " + ", ".join(f"{k} {v:.3g}" for k, v in diff.items()),
               flush=True)
 

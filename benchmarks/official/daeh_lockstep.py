@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from daeh_released import CHANGES
-from lockstep import compare_codes, max_difference
+from lockstep import compare_codes, max_difference, port_epoch
 from released import cpu_only, patched_copy, read_export, stub_modules
 
 # released module -> (port tower, {released layer prefix: port layer prefix})
@@ -105,9 +105,7 @@ def main() -> None:
         batches = port._epoch_batches(port.n_train, port.config["batch_size"])
         epochs.append(batches)
         states.append(torch.get_rng_state())
-        port._epoch_batches = lambda n, b, _bs=batches: _bs
-        port._run_epoch(epoch)
-        del port._epoch_batches
+        port_epoch(port, epoch, batches)
         after.append({w: port_state(port, w) for w in NAMES})
         print(f"port epoch {epoch} done", flush=True)
 

@@ -33,7 +33,12 @@ import types
 from pathlib import Path
 
 from dgcpn_official import PATCHES, settings
-from lockstep import compare_codes, max_difference, renamed
+from lockstep import (
+    compare_codes,
+    port_epoch,
+    renamed,
+    weight_differences,
+)
 from released import cpu_only, patched_copy, read_export, stub_modules
 
 NAMES = {"fc1": "body.0", "fc_encode": "body.3"}  # released ImgNet / TxtNet -> the port's MLPTower
@@ -110,11 +115,8 @@ def main() -> None:
         state = torch.get_rng_state()
         rel.train(epoch - 1)
         torch.set_rng_state(state)
-        port._epoch_batches = lambda n, b, _bs=batches: _bs
-        port._run_epoch(epoch)
-        del port._epoch_batches
-        diff = {name: max_difference(renamed(net.state_dict(), NAMES), port.towers[name].state_dict())
-                for net, name in nets}
+        port_epoch(port, epoch, batches)
+        diff = weight_differences([(net, name, NAMES) for net, name in nets], port)
         print(f"epoch {epoch} ({len(batches)} batches, last {len(batches[-1])}): largest weight difference "
               + ", ".join(f"{k} {v:.3g}" for k, v in diff.items()), flush=True)
 

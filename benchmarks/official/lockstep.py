@@ -3,7 +3,8 @@ a port run on one random stream, compared weight by weight and code by code.
 
 :func:`renamed` maps a state dict between the released module names and the port's;
 :func:`max_difference` is the largest absolute weight difference of two state dicts with the same
-keys; :func:`compare_codes` prints, per code matrix, the share of equal bits, the distinct codes and
+keys; :func:`port_epoch` trains the port's epoch on given batches; :func:`weight_differences`
+compares each released network with the port's tower; :func:`compare_codes` prints, per code matrix, the share of equal bits, the distinct codes and
 the bit balance of both sides, then both sides' mAP@all (crossmodal's
 :func:`~crossmodal.retrieval.metrics.mean_average_precision`).
 """
@@ -25,6 +26,23 @@ def renamed(state: dict, names: dict) -> dict:
 def max_difference(a: dict, b: dict) -> float:
     """The largest ``|a[k] - b[k]|`` over the keys of ``a`` (state dicts of tensors)."""
     return max(float((w - b[k]).abs().max()) for k, w in a.items())
+
+
+def port_epoch(port, epoch: int, batches: list) -> None:
+    """Train the port's ``epoch`` on ``batches`` (index tensors, the ones the released side got)
+    instead of its own shuffle."""
+    port._epoch_batches = lambda n, b, _bs=batches: _bs
+    try:
+        port._run_epoch(epoch)
+    finally:
+        del port._epoch_batches
+
+
+def weight_differences(pairs, port) -> dict:
+    """``{tower: largest weight difference}`` for ``pairs`` of ``(released module, the port's
+    tower name, released -> port module names)``."""
+    return {name: max_difference(renamed(net.state_dict(), names), port.towers[name].state_dict())
+            for net, name, names in pairs}
 
 
 def compare_codes(codes: dict, d: dict, bits: int) -> dict:

@@ -23,9 +23,14 @@ import os
 from pathlib import Path
 
 import numpy as np
-from lockstep import compare_codes, max_difference, renamed
-from released import patched_copy, read_export
-from ucmfh_released import CHANGES, permodality_codes
+from lockstep import (
+    compare_codes,
+    port_epoch,
+    renamed,
+    weight_differences,
+)
+from released import read_export
+from ucmfh_released import permodality_codes, prepared_copy, token_width
 
 MLP_NAMES = {"fc1": "body.0", "tohash": "body.3"}  # released ImageMlp / TextMlp -> the port's MLPTower
 
@@ -48,10 +53,8 @@ def main() -> None:
     args = ap.parse_args()
 
     d = read_export(Path(args.data))
-    di, dt = d["I_tr"].shape[1], d["T_tr"].shape[1]
-    width = -(-(di + dt) // 8) * 8
-    os.environ["UCMFH_WIDTH"], os.environ["UCMFH_HALF"] = str(width), str(width // 2)
-    root = patched_copy(Path(args.code), CHANGES)
+    di, dt, width = d["I_tr"].shape[1], d["T_tr"].shape[1], token_width(d)
+    root = prepared_copy(Path(args.code), d)
     cwd = os.getcwd()
     os.chdir(root)
 
@@ -92,11 +95,8 @@ def main() -> None:
         state = torch.get_rng_state()
         rel.trainhash()
         torch.set_rng_state(state)
-        port._epoch_batches = lambda n, b, _bs=batches: _bs
-        port._run_epoch(epoch)
-        del port._epoch_batches
-        diff = {name: max_difference(renamed(net.state_dict(), names), port.towers[name].state_dict())
-                for net, name, names in nets}
+        port_epoch(port, epoch, batches)
+        diff = weight_differences(nets, port)
         print(f"epoch {epoch}: largest weight difference " + ", ".join(f"{k} {v:.3g}" for k, v in diff.items()),
               flush=True)
 

@@ -30,7 +30,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-
 from released import patched_copy, read_export, save_codes
 
 CHANGES = [
@@ -60,6 +59,20 @@ def permodality_codes(solver, img, txt) -> tuple[np.ndarray, np.ndarray]:
         return torch.sign(solver.ImageMlp(e_img)).numpy(), torch.sign(solver.TextMlp(e_txt)).numpy()
 
 
+def token_width(d: dict) -> int:
+    """The token width for the export ``d``: image + text widths rounded up to a multiple of 8
+    (the transformer's heads)."""
+    return -(-(d["I_tr"].shape[1] + d["T_tr"].shape[1]) // 8) * 8
+
+
+def prepared_copy(code: Path, d: dict) -> Path:
+    """A copy of the released checkout with :data:`CHANGES` applied, its token width set for the
+    export ``d`` (:func:`token_width`)."""
+    width = token_width(d)
+    os.environ["UCMFH_WIDTH"], os.environ["UCMFH_HALF"] = str(width), str(width // 2)
+    return patched_copy(code, CHANGES)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--code", required=True)
@@ -71,17 +84,13 @@ def main() -> None:
     args = ap.parse_args()
 
     d = read_export(Path(args.data))
-    di, dt = d["I_tr"].shape[1], d["T_tr"].shape[1]
-    width = -(-(di + dt) // 8) * 8
-    os.environ["UCMFH_WIDTH"], os.environ["UCMFH_HALF"] = str(width), str(width // 2)
-    root = patched_copy(Path(args.code), CHANGES)
-    os.chdir(root)
-
-    import torch
-    from torch.utils.data import DataLoader
+    di, dt, width = d["I_tr"].shape[1], d["T_tr"].shape[1], token_width(d)
+    os.chdir(prepared_copy(Path(args.code), d))
 
     import ICMR
     import load_dataset as LD
+    import torch
+    from torch.utils.data import DataLoader
 
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)

@@ -38,7 +38,7 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="crossmodal",
         description="Cross-modal hashing of images and texts: train, evaluate and query binary-code retrieval models.",
-        epilog="Start with `crossmodal demo` (offline, about a minute on a laptop CPU).",
+        epilog="Start with `crossmodal demo` (offline, about a minute and a half on 2 CPU cores).",
     )
     parser.add_argument("--version", action="version", version=f"crossmodal {__version__}")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",

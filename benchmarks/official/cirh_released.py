@@ -26,7 +26,14 @@ import os
 from pathlib import Path
 
 import numpy as np
-from released import cpu_only, patched_copy, read_export, save_codes, stub_modules
+from released import (
+    cpu_only,
+    harness_arguments,
+    patched_copy,
+    read_export,
+    save_codes,
+    stub_modules,
+)
 
 
 def released_config(n_train: int, bits: int, seed: int, epochs: int) -> argparse.Namespace:
@@ -38,14 +45,7 @@ def released_config(n_train: int, bits: int, seed: int, epochs: int) -> argparse
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--code", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--bits", type=int, required=True)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--epochs", type=int, default=60)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    args = harness_arguments(epochs=60, seed=1)
 
     d = read_export(Path(args.data))
     stub_modules("torchvision.datasets", "torchvision.transforms")

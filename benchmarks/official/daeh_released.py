@@ -28,13 +28,18 @@ image features, as the port's ``features`` mode does. The rest is mechanical:
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
 import numpy as np
-
-from released import cpu_only, patched_copy, read_export, save_codes, stub_modules
+from released import (
+    cpu_only,
+    harness_arguments,
+    patched_copy,
+    read_export,
+    save_codes,
+    stub_modules,
+)
 
 CHANGES = [
     ("model_loader.py", "self.fc1 = nn.Linear(4096, 4096)",
@@ -55,14 +60,7 @@ CHANGES = [
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--code", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--bits", type=int, required=True)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    args = harness_arguments(epochs=30)
 
     d = read_export(Path(args.data))
     os.environ["DAEH_DIM"] = str(d["I_tr"].shape[1])
@@ -74,11 +72,10 @@ def main() -> None:
     torch.eig = lambda k, eigenvectors=False: (torch.view_as_real(torch.linalg.eigvals(k)), None)
     root = patched_copy(Path(args.code), CHANGES)
     os.chdir(root)
-    from torch import nn
-    from torch.utils.data import DataLoader, Dataset
-
     import daeh
     import model_loader
+    from torch import nn
+    from torch.utils.data import DataLoader, Dataset
 
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)

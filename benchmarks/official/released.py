@@ -15,6 +15,7 @@ paths never use (torchvision, timm, loguru) become empty stand-ins.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 import tempfile
@@ -22,6 +23,20 @@ import types
 from pathlib import Path
 
 import numpy as np
+
+
+def harness_arguments(epochs: int, seed: int = 0) -> argparse.Namespace:
+    """The command line of every ``*_released.py`` harness: ``--code`` (the checkout), ``--data``
+    (an export of :func:`common.export_mat`), ``--bits``, ``--seed``, ``--epochs`` (default: the
+    released count), ``--out`` (the folder the codes go to)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--code", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--bits", type=int, required=True)
+    ap.add_argument("--seed", type=int, default=seed)
+    ap.add_argument("--epochs", type=int, default=epochs)
+    ap.add_argument("--out", required=True)
+    return ap.parse_args()
 
 
 def patched_copy(code: Path, changes: list[tuple[str, str, str, str]]) -> Path:

@@ -30,7 +30,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from released import patched_copy, read_export, save_codes
+from released import harness_arguments, patched_copy, read_export, save_codes
 
 CHANGES = [
     ("ICMR.py", "self.feat_lens = 512", "self.feat_lens = int(os.environ['UCMFH_HALF'])",
@@ -74,14 +74,7 @@ def prepared_copy(code: Path, d: dict) -> Path:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--code", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--bits", type=int, required=True)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=100)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    args = harness_arguments(epochs=100)
 
     d = read_export(Path(args.data))
     di, dt, width = d["I_tr"].shape[1], d["T_tr"].shape[1], token_width(d)

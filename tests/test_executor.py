@@ -182,8 +182,9 @@ def test_executor_options_are_checked(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def kill_when_checkpointed(run_dir: Path, killed: list, stop: threading.Event) -> None:
-    """Wait for the run's first checkpoint, then SIGKILL the process that trains it (the pid in its .lock)."""
+def kill_when_checkpointed(run_dir: Path, killed: list, stop: threading.Event, parents: list | None = None) -> None:
+    """Wait for the run's first checkpoint, then SIGKILL the process that trains it (the pid in its
+    .lock); ``parents`` gets that process's parent's command line."""
     while not stop.is_set():
         if list((run_dir / "checkpoints").glob("epoch-*.pt")) and (run_dir / ".lock").is_file():
             try:
@@ -191,6 +192,8 @@ def kill_when_checkpointed(run_dir: Path, killed: list, stop: threading.Event) -
             except (OSError, ValueError, KeyError):
                 continue
             if pid != os.getpid() and not (run_dir / "report.json").exists():
+                if parents is not None:
+                    parents.append(" ".join(psutil.Process(pid).parent().cmdline()))
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
             return
@@ -200,14 +203,15 @@ def kill_when_checkpointed(run_dir: Path, killed: list, stop: threading.Event) -
 @pytest.mark.slow
 def test_two_worker_processes_a_killed_worker_and_the_same_report(tmp_path, capsys):
     """The real multi-process test: `crossmodal sweep --executor dask --workers 2` (a LocalCluster
-    of two processes on 127.0.0.1); the worker training the UGACH run is killed after its first
-    checkpoint; Dask runs the task again, which resumes from the checkpoint; the runs' codes and
-    `crossmodal report` equal the sequential sweep's."""
+    of two processes on 127.0.0.1, forked from a fork server); the worker training the UGACH run
+    is killed after its first checkpoint; Dask runs the task again, which resumes from the
+    checkpoint; the runs' codes and `crossmodal report` equal the sequential sweep's."""
     f = sweep_file(tmp_path, [{"method": "ugach", "label": "ugach", "overrides": UGACH_SLOW}, {"method": "lsh"}],
                    bits=(16,))
     assert main(["sweep", str(f), "--out", str(tmp_path / "seq")]) == 0
-    killed, stop = [], threading.Event()
-    killer = threading.Thread(target=kill_when_checkpointed, args=(tmp_path / "dsk" / "ugach-toy-16b-s0", killed, stop))
+    killed, parents, stop = [], [], threading.Event()
+    killer = threading.Thread(target=kill_when_checkpointed,
+                              args=(tmp_path / "dsk" / "ugach-toy-16b-s0", killed, stop, parents))
     killer.start()
     try:
         capsys.readouterr()
@@ -218,6 +222,8 @@ def test_two_worker_processes_a_killed_worker_and_the_same_report(tmp_path, caps
     out = capsys.readouterr().out
     assert "dask: 2 worker(s), local cluster on tcp://127.0.0.1:" in out and "no dashboard" in out
     assert killed and not psutil.pid_exists(killed[0]), "the worker was not killed in the middle of the run"
+    # the workers are forked from the fork server (which the fixture sees stopped after the sweep)
+    assert "multiprocessing.forkserver" in parents[0], parents
     assert "ugach-toy-16b-s0: resumed from its checkpoint and finished" in out
     events = [json.loads(line) for line in (tmp_path / "dsk" / "ugach-toy-16b-s0" / "metrics.jsonl").open()]
     assert any(e.get("event") == "resume" for e in events)

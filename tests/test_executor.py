@@ -182,9 +182,18 @@ def test_executor_options_are_checked(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def sigint_ignored(pid: int) -> bool | None:
+    """Whether process ``pid`` ignores SIGINT (Linux: the SigIgn mask in /proc; None elsewhere)."""
+    try:
+        mask = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("SigIgn:"))
+    except (OSError, StopIteration):
+        return None
+    return bool(int(mask.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+
+
 def kill_when_checkpointed(run_dir: Path, killed: list, stop: threading.Event, parents: list | None = None) -> None:
     """Wait for the run's first checkpoint, then SIGKILL the process that trains it (the pid in its
-    .lock); ``parents`` gets that process's parent's command line."""
+    .lock); ``parents`` gets that process's parent's command line and whether it ignores SIGINT."""
     while not stop.is_set():
         if list((run_dir / "checkpoints").glob("epoch-*.pt")) and (run_dir / ".lock").is_file():
             try:
@@ -194,6 +203,7 @@ def kill_when_checkpointed(run_dir: Path, killed: list, stop: threading.Event, p
             if pid != os.getpid() and not (run_dir / "report.json").exists():
                 if parents is not None:
                     parents.append(" ".join(psutil.Process(pid).parent().cmdline()))
+                    parents.append(sigint_ignored(pid))
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
             return
@@ -224,6 +234,8 @@ def test_two_worker_processes_a_killed_worker_and_the_same_report(tmp_path, caps
     assert killed and not psutil.pid_exists(killed[0]), "the worker was not killed in the middle of the run"
     # the workers are forked from the fork server (which the fixture sees stopped after the sweep)
     assert "multiprocessing.forkserver" in parents[0], parents
+    # a local worker ignores a terminal's Ctrl-C: this process cancels the tasks and stops it
+    assert parents[1] in (True, None), parents
     assert "ugach-toy-16b-s0: resumed from its checkpoint and finished" in out
     events = [json.loads(line) for line in (tmp_path / "dsk" / "ugach-toy-16b-s0" / "metrics.jsonl").open()]
     assert any(e.get("event") == "resume" for e in events)

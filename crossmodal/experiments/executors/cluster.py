@@ -40,7 +40,9 @@ server never imports torch, so each worker still imports torch for itself. Measu
 2 workers: the cluster was up in 3.8-3.9 s instead of 4.1, and it stopped in 0.05 s instead of
 0.8-0.85 s, because a forked worker ends with ``os._exit`` where a spawned one tears down its
 interpreter (0.7 s with torch and the methods imported). ``dask_cuda``'s GPU workers start as
-Dask starts them (spawned).
+Dask starts them (spawned). Local workers ignore SIGINT
+(:mod:`~crossmodal.experiments.executors.local_worker`): on Ctrl-C this process cancels the
+tasks and stops them.
 
 Dask ships the function and the items to the workers by pickling them over its connections:
 anyone who can reach the scheduler can run code on the workers, which is why the local cluster
@@ -63,6 +65,7 @@ from crossmodal.experiments.executors.base import Outcome
 INSTALL = "pip install crossmodal[dask]"
 DASHBOARD = "127.0.0.1:8787"
 WARM = "crossmodal.experiments.executors.warm"  # each local worker imports it as it starts
+LOCAL = "crossmodal.experiments.executors.local_worker"  # and then this (local clusters only)
 
 
 def require(module: str, what: str, install: str = INSTALL):
@@ -237,7 +240,7 @@ class DaskExecutor:
                       # without a dashboard the scheduler still serves /health and /info: on a free local port
                       scheduler_kwargs=None if self.dashboard else {"dashboard_address": "127.0.0.1:0"})
         if self.processes or self.gpus:
-            common["preload"] = [WARM]
+            common["preload"] = [WARM, LOCAL]
         # read when the nannies are made and shipped to the workers (module docstring): no pre-spawn
         # variables; no statistical profiler unless the dashboard that shows it is asked for
         settings = {"distributed.nanny.pre-spawn-environ": {},

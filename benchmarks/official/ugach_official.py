@@ -52,6 +52,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, DatasetRef, OfficialError, git_commit, score_codes, train_port  # noqa: E402
 from deep_adapter import RESULTS, WORK, Patch, SharedResults, export_for, load_split, prepare_checkout  # noqa: E402
 
+# the released adversarial stage: one query per step, REINFORCE normalised over the two drawn items,
+# rates not scaled by a batch (as OFFICIAL in benchmarks/ablate_ugach.py)
+EXACT = dict(batch_size=1, lr_scale_batch=False, g_normaliser="sampled")
+
 PRE, ADV, KNN = "unsuper-pretrain-mir-D-beta", "UGACH-mir", "KNN"
 COMPAT = "import tensorflow.compat.v1 as tf\ntf.disable_v2_behavior()\n"
 TF = "TensorFlow 2 keeps the TF1 graph API under tf.compat.v1"
@@ -235,6 +239,9 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="cut both sides alike (default: the released 30)")
     p.add_argument("--reuse-stages", action="store_true",
                    help="keep the graph and pre-trained D of an earlier finished run of the same seed in --work")
+    p.add_argument("--port-exact", action="store_true",
+                   help="the port side steps one query at a time with the released code's normaliser and "
+                        "unscaled rates (benchmarks/ablate_ugach.py's official-exact row), as variant 'port-exact'")
     p.add_argument("--results", default=str(RESULTS / "deep.json"))
     p.add_argument("--work", default=str(WORK / "ugach"))
     args = p.parse_args(argv)
@@ -285,14 +292,15 @@ def run(args) -> int:
                                       **({"reused_stages": reused} if reused else {})},
                          "code_commit": results.data["about"]["code"]["ugach"]["commit"]})
             print(f"ugach official s{seed}: {json.dumps(figs['per-modality']['i2t'])} ({seconds:.0f} s)", flush=True)
-        if "port" in args.sides and results.get(**key, variant="port") is None:
-            over = {"pretrain_epochs": args.pretrain_epochs, **epochs}
-            figs, run_dir, seconds = train_port(ref, "ugach", 32, seed, over, "ugach-port", work / "runs",
+        port = "port-exact" if args.port_exact else "port"
+        if "port" in args.sides and results.get(**key, variant=port) is None:
+            over = {"pretrain_epochs": args.pretrain_epochs, **epochs, **(EXACT if args.port_exact else {})}
+            figs, run_dir, seconds = train_port(ref, "ugach", 32, seed, over, f"ugach-{port}", work / "runs",
                                                 unified=False, preset="paper")
-            results.put({**key, "variant": "port", "figures": figs, "seconds": round(seconds, 1), "run": str(run_dir),
+            results.put({**key, "variant": port, "figures": figs, "seconds": round(seconds, 1), "run": str(run_dir),
                          "preset": "paper", "overrides": over, "split_hash": info["split_hash"],
                          "crossmodal_commit": git_commit(Path(__file__).resolve().parents[2])})
-            print(f"ugach port s{seed}: {json.dumps(figs['per-modality']['i2t'])} ({seconds:.0f} s)", flush=True)
+            print(f"ugach {port} s{seed}: {json.dumps(figs['per-modality']['i2t'])} ({seconds:.0f} s)", flush=True)
     write_table(results.path)
     return 0
 

@@ -184,6 +184,28 @@ def test_dgcpn_neighbours_are_a_share_of_the_training_set(toy_small, crossmodal_
     assert any("keeps every other one" in r.getMessage() for r in crossmodal_records.records)
 
 
+def test_dgcpn_text_hash_layer_starts_from_the_official_normal(toy_small):
+    """text_head_init_std: the text tower's last layer starts from N(0, std) (official 0.3, the
+    paper preset's), every other layer as with 0 (PyTorch's default), which is the method's
+    default; a saved model's weights still replace the start."""
+    tr = toy_small.part("train")
+    tiny = {**TINY["dgcpn"], "hidden_text": [256], "epochs": 1}
+    plain, official = get_method("dgcpn")(64, **tiny), get_method("dgcpn")(64, **tiny, text_head_init_std=0.3)
+    for h in (plain, official):
+        h._setup(tr)
+    head = official.towers["text"].body[-1].weight
+    assert abs(float(head.std()) - 0.3) < 0.02 and abs(float(head.mean())) < 0.02
+    assert float(plain.towers["text"].body[-1].weight.std()) < 0.1  # PyTorch's uniform(±1/sqrt(256))
+    for name, w in official.towers.state_dict().items():
+        if name != "text.body.3.weight":
+            assert torch.equal(w, plain.towers.state_dict()[name]), name
+    from crossmodal.config import load_config_file, preset_path
+
+    assert load_config_file(preset_path("dgcpn"), "toy", "dgcpn")["text_head_init_std"] == 0.3
+    with pytest.raises(ConfigError):
+        get_method("dgcpn")(16, text_head_init_std=-1.0)
+
+
 def test_dgcpn_target_with_every_item_a_neighbour_says_every_pair_is_similar(toy_small):
     """The old paper setting on a small set (k = 2000 >= n - 1): P Pᵀ is about 1/k everywhere, so
     S_gn is about 2 for every pair and the target S > 0 for every pair of a toy batch; with

@@ -106,6 +106,7 @@ def ablation(file: str) -> str:
 
 OFFICIAL = RESULTS / "official"
 OFFICIAL_COMMANDS = {"classic": "benchmarks/official/classic_octave.py", "deep": "benchmarks/official/*_official.py",
+                     "deep-released": "benchmarks/official/*_official.py",
                      "paper-settings": "benchmarks/official/paper_settings.py"}
 
 

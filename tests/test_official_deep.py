@@ -193,3 +193,114 @@ def test_paper_settings_table_states_epochs_and_collapse():
     assert "| dgcpn paper | 32 | 5 | 0.330 ± 0.000 | 0.200 ± 0.000 | 1 | 3 of 32 bits constant | 1 |" in md
     assert md.index("| dgcpn paper |") < md.index("| dgcpn paper, k = 2000")
     assert paper_settings.label("djsrh paper, beta 0.1 (fast's beta)") == "djsrh-paper-beta-0.1-fast-s-beta"
+
+
+def test_released_ugach_models_load_as_arrays_and_nothing_else(tmp_path):
+    """``ugach_stages.read_model`` reads a pickled list of 8 NumPy arrays (the released DIS / GEN
+    files) and refuses a pickle that would call anything else."""
+    import pickle
+
+    import ugach_stages
+
+    arrays = [np.full((2, 3), i, np.float32) for i in range(8)]
+    good = tmp_path / "dis.model"
+    good.write_bytes(pickle.dumps(arrays))
+    assert [a.tolist() for a in ugach_stages.read_model(good)] == [a.tolist() for a in arrays]
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    bad = tmp_path / "evil.model"
+    bad.write_bytes(pickle.dumps([Evil()] + arrays[1:]))
+    with pytest.raises(OfficialError, match="refusing to load builtins.print"):
+        ugach_stages.read_model(bad)
+
+
+def test_released_ugach_params_round_trip_through_the_port_towers():
+    """The released params list (``x @ W + b``, TF layout) and the port's towers (``Linear``)
+    are the same network: the released coding rule on ``port_state`` gives the port's bits, and
+    ``load_state`` of one network's params makes another give the same logits."""
+    import torch
+    import ugach_lockstep
+    import ugach_stages
+
+    from crossmodal.nets import CrossModalNet
+
+    torch.manual_seed(0)
+    a, b = CrossModalNet(6, 4, 16, 8, 0.5), CrossModalNet(6, 4, 16, 8, 0.5)
+    X = {"image": np.random.default_rng(0).normal(size=(50, 6)).astype(np.float32),
+         "text": np.random.default_rng(1).normal(size=(50, 4)).astype(np.float32)}
+    params = ugach_lockstep.port_state(a)
+    assert [p.shape for p in params] == [(6, 16), (16, 8), (16,), (8,), (4, 16), (16, 8), (16,), (8,)]
+    for m in ("image", "text"):
+        logits = a.logits(m, torch.from_numpy(X[m])).detach().numpy()
+        bits = ugach_stages.released_bits(params, m, X[m])
+        assert np.array_equal(bits, (logits >= 0).astype(np.uint8)) and 0 < bits.mean() < 1
+    ugach_lockstep.load_state(b, params)
+    for m in ("image", "text"):
+        assert torch.equal(b.logits(m, torch.from_numpy(X[m])), a.logits(m, torch.from_numpy(X[m])))
+
+
+def test_ugach_stages_table_lists_each_stage_and_the_lockstep(tmp_path):
+    import ugach_stages
+
+    def entry(seed, variant, i2t, t2i, **extra):
+        figs = {"per-modality": {"i2t": {"mAP@all": i2t}, "t2i": {"mAP@all": t2i}}}
+        return {"method": "ugach", "dataset": "wiki", "bits": 32, "seed": seed, "variant": variant, "figures": figs,
+                **extra}
+
+    stages = tmp_path / "ugach-stages.json"
+    stages.write_text(json.dumps({"entries": [
+        entry(0, "official-pretrained", 0.15, 0.12), entry(0, "port-pretrained", 0.16, 0.13),
+        entry(0, "port-from-official-d", 0.151, 0.121),
+        {"method": "ugach", "dataset": "wiki", "bits": 32, "seed": 0, "variant": "graph",
+         "graph": {"rows": 10, "rows_equal": 9}}]}))
+    deep = tmp_path / "deep.json"
+    deep.write_text(json.dumps({"entries": [entry(0, "official", 0.152, 0.122), entry(0, "port", 0.17, 0.13),
+                                            entry(0, "port-exact", 0.9, 0.9)]}))
+    lock = tmp_path / "ugach-lockstep.json"
+    lock.write_text(json.dumps({"entries": [
+        {"seed": 0, "epochs": 50, "init": "released", "order": o, "mAP": {"released": [r, 0.1], "port": [r, 0.1]},
+         "equal_bits": 1.0, "largest_weight_difference": 7.8e-8, "distinct_codes": {"qi": 1, "qt": 7, "di": 2,
+                                                                                   "dt": 12}}
+        for o, r in (("fixed", 0.1653), ("reshuffle", 0.17))]}))
+    md = ugach_stages.write_table(stages, deep, lock).read_text()
+    assert ("| 0 | 9 of 10 | 0.1500 / 0.1200 | 0.1600 / 0.1300 | 0.1520 / 0.1220 | 0.1510 / 0.1210 | "
+            "0.1700 / 0.1300 |") in md
+    assert "| mean |  | 0.1500 / 0.1200 |" in md and "0.9000" not in md
+    assert "| 0 | fixed | 50 | 7.8e-08 | 1.0000 | 1 / 7 / 2 / 12 | 0.1653 / 0.1000 | 0.1653 / 0.1000 |" in md
+    assert "| mean of 1 | reshuffle | | | | | | 0.1700 / 0.1000 |" in md
+
+
+@pytest.mark.parametrize("script", ["ugach_stages.py", "ugach_lockstep.py", "ugach_official.py"])
+def test_ugach_scripts_without_wiki_say_so_in_one_line(script, tmp_path):
+    extra = ["--code", str(tmp_path), "--python", sys.executable] if script != "ugach_stages.py" else []
+    proc = subprocess.run([sys.executable, str(OFFICIAL / script), "--wiki-root", str(tmp_path / "none"), *extra],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "no raw_features.mat (--wiki-root)" in proc.stderr
+
+
+def test_deep_lockstep_table_sets_each_run_beside_its_own_stream_runs(tmp_path):
+    import deep_lockstep
+
+    runs = tmp_path / "deep-lockstep.jsonl"
+    run = {"method": "djsrh", "seed": 3, "bits": 16, "epochs": 80, "data": "uci-5515dd4c44ec.mat",
+           "start_difference": 0.0, "end_difference": 2.4e-7, "equal_bits": 1.0,
+           "mAP": {"released": [0.3188, 0.1394], "port": [0.3188, 0.1394]}}
+    runs.write_text(json.dumps(run) + "\n" + json.dumps({**run, "seed": 4}) + "\n")
+    own = tmp_path / "deep.json"
+    uci16 = {"dataset": "uci", "bits": 16}
+    own.write_text(json.dumps({"entries": [  # the released runs at 80 epochs and the port at its preset's count
+        _entry("djsrh", "official", 3, 0.386, 0.192) | uci16 | {"settings": {"NUM_EPOCH": 80}},
+        _entry("djsrh", "port", 3, 0.319, 0.139) | uci16,
+        _entry("djsrh", "official", 3, 0.9, 0.9) | {"dataset": "uci", "settings": {"NUM_EPOCH": 80}}]}))
+    cut = tmp_path / "cut.json"  # the same seed at 30 epochs, both sides: never beside an 80-epoch lock-step
+    cut.write_text(json.dumps({"entries": [
+        _entry("djsrh", "official", 3, 0.8, 0.8) | uci16 | {"settings": {"NUM_EPOCH": 30}},
+        _entry("djsrh", "port", 3, 0.7, 0.7) | uci16 | {"overrides": {"epochs": 30}}]}))
+    md = deep_lockstep.write_table(runs, [own, cut]).read_text()
+    assert ("| djsrh | uci | 3 | 16 | 80 | 0 / 2e-07 | 1.0000 | 0.3188 / 0.1394 | 0.3188 / 0.1394 | "
+            "0.3860 / 0.1920 | 0.3190 / 0.1390 |") in md
+    assert "| djsrh | uci | 4 | 16 | 80 | 0 / 2e-07 | 1.0000 | 0.3188 / 0.1394 | 0.3188 / 0.1394 | — | — |" in md

@@ -68,6 +68,23 @@ class DatasetRef:
         return get_dataset(self.name, root=self.root, seed=seed, validation_fraction=0)
 
 
+def wiki_ref(root: str | os.PathLike) -> "DatasetRef":
+    """The wiki dataset at ``root`` (its ``raw_features.mat``); an OfficialError when it is not there."""
+    wiki = Path(root)
+    if not (wiki / "raw_features.mat").is_file():
+        raise OfficialError(f"{wiki}: no raw_features.mat (--wiki-root)")
+    return DatasetRef("wiki", "wiki", str(wiki.resolve()))
+
+
+def one_line_errors(name: str, run, args) -> int:
+    """``run(args)``, with an OfficialError turned into one line on stderr and exit status 2."""
+    try:
+        return run(args)
+    except OfficialError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+
+
 def dataset_refs(wiki_root: str | None, uci: str | None) -> dict[str, DatasetRef]:
     """The datasets of the classic table whose files exist: wiki (registry name, its folder) and
     the UCI handwritten-digits pair (a paired ``.mat`` path)."""

@@ -49,7 +49,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA, DatasetRef, OfficialError, git_commit, score_codes, train_port  # noqa: E402
+from common import (DATA, OfficialError, git_commit, one_line_errors, score_codes, train_port,  # noqa: E402
+                    wiki_ref)
 from deep_adapter import RESULTS, WORK, Patch, SharedResults, export_for, load_split, prepare_checkout  # noqa: E402
 
 # the released adversarial stage: one query per step, REINFORCE normalised over the two drawn items,
@@ -245,27 +246,20 @@ def main(argv=None) -> int:
     p.add_argument("--results", default=str(RESULTS / "deep.json"))
     p.add_argument("--work", default=str(WORK / "ugach"))
     args = p.parse_args(argv)
-    try:
-        return run(args)
-    except OfficialError as exc:
-        print(f"ugach_official.py: {exc}", file=sys.stderr)
-        return 2
+    return one_line_errors("ugach_official.py", run, args)
 
 
 def run(args) -> int:
     from deep_table import write_table
 
     os.environ["CROSSMODAL_THREADS"] = "1"
-    wiki = Path(args.wiki_root)
-    if not (wiki / "raw_features.mat").is_file():
-        raise OfficialError(f"{wiki}: no raw_features.mat (--wiki-root)")
+    ref = wiki_ref(args.wiki_root)
     code = Path(args.code) if args.code else None
     if "official" in args.sides:
         if code is None or not code.is_dir():
             raise OfficialError("give --code, a checkout of github.com/PKU-ICST-MIPL/UGACH_AAAI2018")
         if subprocess.run([args.python, "-c", "import tensorflow, scipy"], capture_output=True).returncode != 0:
             raise OfficialError(f"{args.python}: no tensorflow / scipy (pip install tensorflow-cpu scipy in a venv)")
-    ref = DatasetRef("wiki", "wiki", str(wiki.resolve()))
     results = SharedResults(Path(args.results))
     work = Path(args.work)
     if "official" in args.sides:

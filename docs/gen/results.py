@@ -107,7 +107,9 @@ def ablation(file: str) -> str:
 OFFICIAL = RESULTS / "official"
 OFFICIAL_COMMANDS = {"classic": "benchmarks/official/classic_octave.py", "deep": "benchmarks/official/*_official.py",
                      "deep-released": "benchmarks/official/*_official.py",
-                     "paper-settings": "benchmarks/official/paper_settings.py"}
+                     "paper-settings": "benchmarks/official/paper_settings.py",
+                     "ugach-stages": "benchmarks/official/ugach_stages.py",
+                     "deep-lockstep": "benchmarks/official/deep_lockstep.py"}
 
 
 def official(name: str) -> str:

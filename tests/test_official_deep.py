@@ -40,6 +40,21 @@ def test_prepare_checkout_applies_each_patch_to_a_copy(tmp_path):
     assert [(d["file"], d["occurrences"], d["why"]) for d in done] == [("m.py", 2, "CPU"), ("m.py", 1, "value")]
 
 
+def test_a_copy_with_the_same_files_is_shared_and_a_changed_one_replaced(tmp_path):
+    """Runs side by side prepare the same copy: the second keeps the first's folder as it is."""
+    code = _checkout(tmp_path)
+    work = tmp_path / "work"
+    patch = [Patch("m.py", "a = 1\n", "a = 2\n", "value")]
+    prepare_checkout(code, work, patch)
+    (work / "run.log").write_text("written by the running code")
+    inode = work.stat().st_ino
+    prepare_checkout(code, work, patch)
+    assert work.stat().st_ino == inode and (work / "run.log").exists()  # kept, not rebuilt
+    prepare_checkout(code, work, [Patch("m.py", "a = 1\n", "a = 5\n", "value")])
+    assert (work / "m.py").read_text().startswith("a = 5\n") and not (work / "run.log").exists()
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["code", "work"]  # no temporary left
+
+
 @pytest.mark.parametrize("patch", [Patch("m.py", "a = 3\n", "", "absent"), Patch("m.py", ".cuda()", "", "twice")])
 def test_a_patch_that_does_not_match_the_released_text_is_refused(tmp_path, patch):
     with pytest.raises(OfficialError, match="expected"):

@@ -32,6 +32,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,24 +128,45 @@ class MethodSpec:
 
 
 def prepare_checkout(code: Path, work: Path, patches: list[Patch]) -> list[dict]:
-    """Copy the files of the checkout ``code`` (not ``.git``) to ``work`` (replaced) and apply
-    ``patches``; a patch whose text is not found as often as it says is an OfficialError (the
-    checkout is another version). Returns the applied patches as records."""
+    """Copy the files of the checkout ``code`` (not ``.git``) to ``work`` and apply ``patches``; a
+    patch whose text is not found as often as it says is an OfficialError (the checkout is another
+    version). The copy is built in a temporary sibling and moved into place; a ``work`` that already
+    holds the same files (and perhaps others the code wrote) is kept as it is, so that runs side by
+    side can share it. Returns the
+    applied patches as records."""
     if not (code / ".git").exists():
         raise OfficialError(f"{code}: not a git checkout of the released code")
-    if work.exists():
-        shutil.rmtree(work)
-    shutil.copytree(code, work, ignore=shutil.ignore_patterns(".git"))
-    done = []
-    for p in patches:
-        f = work / p.path
-        text = f.read_text(encoding="utf-8", errors="surrogateescape")
-        n = text.count(p.old)
-        if (p.count and n != p.count) or n == 0:
-            raise OfficialError(f"{p.path}: expected {p.count or 'some'} occurrence(s) of {p.old!r}, found {n}")
-        f.write_text(text.replace(p.old, p.new), encoding="utf-8", errors="surrogateescape")
-        done.append({"file": p.path, "old": p.old, "new": p.new, "why": p.why, "occurrences": n})
+    work.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{work.name}-", dir=work.parent))
+    try:
+        new = tmp / "code"
+        shutil.copytree(code, new, ignore=shutil.ignore_patterns(".git"))
+        done = [_apply_patch(new, p) for p in patches]
+        if not _holds(work, new):
+            if work.exists():
+                work.rename(tmp / "old")
+            new.rename(work)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return done
+
+
+def _apply_patch(root: Path, p: Patch) -> dict:
+    f = root / p.path
+    text = f.read_text(encoding="utf-8", errors="surrogateescape")
+    n = text.count(p.old)
+    if (p.count and n != p.count) or n == 0:
+        raise OfficialError(f"{p.path}: expected {p.count or 'some'} occurrence(s) of {p.old!r}, found {n}")
+    f.write_text(text.replace(p.old, p.new), encoding="utf-8", errors="surrogateescape")
+    return {"file": p.path, "old": p.old, "new": p.new, "why": p.why, "occurrences": n}
+
+
+def _holds(work: Path, new: Path) -> bool:
+    """Whether every file under ``new`` is in ``work`` with the same bytes (files the running code
+    wrote into ``work`` beside them do not count)."""
+    return work.is_dir() and all((work / f.relative_to(new)).is_file()
+                                 and (work / f.relative_to(new)).read_bytes() == f.read_bytes()
+                                 for f in new.rglob("*") if f.is_file())
 
 
 def load_split(path: Path) -> dict:
@@ -217,7 +239,7 @@ def export_for(ref: DatasetRef, seed: int, work: Path) -> tuple[Path, dict]:
     ds = ref.load(seed)
     path = work / "data" / f"{ref.key}-{ds.split.hash}.mat"
     info_path = path.with_suffix(".json")
-    if not path.is_file():
+    if not (path.is_file() and info_path.is_file()):  # the .json is written last
         info = export_mat(ref, path, seeds=(seed,))
         atomic_write(info_path, lambda tmp: tmp.write_text(json.dumps(info), encoding="utf-8"))
     return path, json.loads(info_path.read_text(encoding="utf-8"))

@@ -319,3 +319,25 @@ def test_deep_lockstep_table_sets_each_run_beside_its_own_stream_runs(tmp_path):
     assert ("| djsrh | uci | 3 | 16 | 80 | 0 / 2e-07 | 1.0000 | 0.3188 / 0.1394 | 0.3188 / 0.1394 | "
             "0.3860 / 0.1920 | 0.3190 / 0.1390 |") in md
     assert "| djsrh | uci | 4 | 16 | 80 | 0 / 2e-07 | 1.0000 | 0.3188 / 0.1394 | 0.3188 / 0.1394 | — | — |" in md
+    assert ("| djsrh | uci | *mean (2)* | 16 | 80 | | 1.0000 | 0.3188 / 0.1394 | 0.3188 / 0.1394 | — | — |"
+            in md)  # seed 4 has no own-stream run: no mean of those columns
+
+
+def test_deep_lockstep_table_groups_by_dataset_and_orders_by_seed(tmp_path):
+    """Toy's export moves with the seed: rows of one group come from files of other names."""
+    import deep_lockstep
+
+    runs = tmp_path / "deep-lockstep.jsonl"
+    run = {"method": "jdsh", "bits": 16, "epochs": 30, "start_difference": 0.0, "end_difference": 0.04}
+    runs.write_text("\n".join(json.dumps({**run, **r}) for r in [
+        {"seed": 1, "data": "toy-aaa.mat", "equal_bits": 0.8, "mAP": {"released": [0.4, 0.4], "port": [0.4, 0.3]}},
+        {"seed": 0, "data": "toy-bbb.mat", "equal_bits": 1.0, "mAP": {"released": [0.3, 0.3], "port": [0.3, 0.3]}},
+    ]) + "\n")
+    own = tmp_path / "deep.json"
+    toy16 = {"dataset": "toy", "bits": 16}
+    own.write_text(json.dumps({"entries": [
+        _entry("jdsh", v, s, x, x) | toy16 | {"settings": {"NUM_EPOCH": 30}, "overrides": {"epochs": 30}}
+        for v, s, x in [("official", 0, 0.2), ("official", 1, 0.4), ("port", 0, 0.3), ("port", 1, 0.5)]]}))
+    lines = [ln for ln in deep_lockstep.write_table(runs, [own]).read_text().splitlines() if ln.startswith("| jdsh")]
+    assert [ln.split(" | ")[2] for ln in lines] == ["0", "1", "*mean (2)*"]
+    assert lines[2].endswith("| 0.9000 | 0.3500 / 0.3500 | 0.3500 / 0.3000 | 0.3000 / 0.3000 | 0.4000 / 0.4000 |")

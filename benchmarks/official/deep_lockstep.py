@@ -192,12 +192,15 @@ def write_table(path: Path, released: list[Path]) -> Path:
                  "preset" if epochs is None else int(epochs))] = e["figures"]["per-modality"]
 
     def pair(v):
-        return f"{v[0]:.4f} / {v[1]:.4f}"
+        return f"{v[0]:.4f} / {v[1]:.4f}" if v else "—"
 
     def fig(r, variant):
         key = (r["method"], r["data"].split("-")[0], r["bits"], r["seed"], variant)
         f = own.get((*key, r["epochs"]), own.get((*key, "preset")) if variant == "port" else None)
-        return pair([f["i2t"]["mAP@all"], f["t2i"]["mAP@all"]]) if f else "—"
+        return [f["i2t"]["mAP@all"], f["t2i"]["mAP@all"]] if f else None
+
+    def mean(figs):
+        return None if not figs or None in figs else [sum(f[i] for f in figs) / len(figs) for i in (0, 1)]
 
     names = ", ".join(f"`{Path(f).name}`" for f in released)
     lines = ["# JDSH and DJSRH in lock-step with the released code", "",
@@ -206,16 +209,24 @@ def write_table(path: Path, released: list[Path]) -> Path:
              "batches (the port's random stream); mAP@all I→T / T→I, crossmodal's evaluation. Own stream: the same "
              "seed run separately by `*_official.py` at the same epochs (the port at its preset's count where that is "
              "the released one), the released code shuffling with its own "
-             "`DataLoader`.", "",
+             "`DataLoader`. A *mean* row follows each group of two or more seeds.", "",
              "| method | data | seed | bits | epochs | weight difference (start / end) | equal bits | "
              "lock-step: released | lock-step: port | own stream: released | own stream: port |",
              "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
-    key = lambda r: (r.get("method", "jdsh"), r["data"], r["bits"], r["epochs"], r["seed"])  # noqa: E731
-    for r in sorted(({"method": "jdsh", **r} for r in runs), key=key):
-        lines.append(f"| {r['method']} | {r['data'].split('-')[0]} | {r['seed']} | {r['bits']} | {r['epochs']} | "
-                     f"{r['start_difference']:.1g} / {r['end_difference']:.1g} | {r['equal_bits']:.4f} | "
-                     f"{pair(r['mAP']['released'])} | {pair(r['mAP']['port'])} | {fig(r, 'official')} | "
-                     f"{fig(r, 'port')} |")
+    groups: dict[tuple, list] = {}
+    for r in ({"method": "jdsh", **r} for r in runs):
+        groups.setdefault((r["method"], r["data"].split("-")[0], r["bits"], r["epochs"]), []).append(r)
+    for (method, data, bits, epochs), rs in sorted(groups.items()):
+        cols = []
+        for r in sorted(rs, key=lambda r: r["seed"]):
+            cols.append((r["equal_bits"], r["mAP"]["released"], r["mAP"]["port"], fig(r, "official"), fig(r, "port")))
+            lines.append(f"| {method} | {data} | {r['seed']} | {bits} | {epochs} | "
+                         f"{r['start_difference']:.1g} / {r['end_difference']:.1g} | {r['equal_bits']:.4f} | "
+                         + " | ".join(pair(c) for c in cols[-1][1:]) + " |")
+        if len(cols) > 1:
+            lines.append(f"| {method} | {data} | *mean ({len(cols)})* | {bits} | {epochs} | | "
+                         f"{sum(c[0] for c in cols) / len(cols):.4f} | "
+                         + " | ".join(pair(mean([c[i] for c in cols])) for i in range(1, 5)) + " |")
     out = path.with_suffix(".md")
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out

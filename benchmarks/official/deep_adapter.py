@@ -42,8 +42,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (ROOT, DATA, DatasetRef, OfficialError, Results, atomic_write, deep_merge, export_mat,  # noqa: E402
-                    git_commit, score_codes, train_port)
+from common import (ROOT, DATA, DatasetRef, OfficialError, Results, atomic_write, dataset_refs, deep_merge,  # noqa: E402
+                    export_mat, git_commit, score_codes, train_port)
 
 RESULTS = ROOT / "experiments" / "results" / "official"
 WORK = Path("/tmp/official-deep")
@@ -132,8 +132,7 @@ def prepare_checkout(code: Path, work: Path, patches: list[Patch]) -> list[dict]
     patch whose text is not found as often as it says is an OfficialError (the checkout is another
     version). The copy is built in a temporary sibling and moved into place; a ``work`` that already
     holds the same files (and perhaps others the code wrote) is kept as it is, so that runs side by
-    side can share it. Returns the
-    applied patches as records."""
+    side can share it. Returns the applied patches as records."""
     if not (code / ".git").exists():
         raise OfficialError(f"{code}: not a git checkout of the released code")
     work.parent.mkdir(parents=True, exist_ok=True)
@@ -164,9 +163,13 @@ def _apply_patch(root: Path, p: Patch) -> dict:
 def _holds(work: Path, new: Path) -> bool:
     """Whether every file under ``new`` is in ``work`` with the same bytes (files the running code
     wrote into ``work`` beside them do not count)."""
-    return work.is_dir() and all((work / f.relative_to(new)).is_file()
-                                 and (work / f.relative_to(new)).read_bytes() == f.read_bytes()
-                                 for f in new.rglob("*") if f.is_file())
+    if not work.is_dir():
+        return False
+    for f in new.rglob("*"):
+        mine = work / f.relative_to(new)
+        if f.is_file() and not (mine.is_file() and mine.read_bytes() == f.read_bytes()):
+            return False
+    return True
 
 
 def load_split(path: Path) -> dict:
@@ -225,13 +228,7 @@ def write_codes(folder: Path, outputs: dict) -> dict:
 
 def refs(args) -> dict[str, DatasetRef]:
     """The datasets whose files exist: toy (generated), wiki (its folder), UCI (the paired .mat)."""
-    out = {"toy": DatasetRef("toy", "toy")}
-    wiki = Path(args.wiki_root)
-    if (wiki / "raw_features.mat").is_file():
-        out["wiki"] = DatasetRef("wiki", "wiki", str(wiki.resolve()))
-    if Path(args.uci).is_file():
-        out["uci"] = DatasetRef("uci", str(Path(args.uci).resolve()))
-    return out
+    return {"toy": DatasetRef("toy", "toy"), **dataset_refs(args.wiki_root, args.uci)}
 
 
 def export_for(ref: DatasetRef, seed: int, work: Path) -> tuple[Path, dict]:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from deep_adapter import RESULTS, FeatureRows  # noqa: E402
 import djsrh_official  # noqa: E402
 import jdsh_official  # noqa: E402
-from lockstep import compare_codes, port_epoch, renamed, weight_differences  # noqa: E402
+from lockstep import code_sets, compare_codes, renamed, train_in_lockstep, weight_differences  # noqa: E402
 from released import cpu_only, patched_copy, read_export, stub_modules  # noqa: E402
 
 NAMES = {"jdsh": {"image": {"hash_layer": "body.0"}, "text": {"net.0": "body.0", "net.2": "body.2"}},
@@ -117,13 +117,11 @@ def main() -> None:
     cwd = os.getcwd()
     os.chdir(root)
 
-    import numpy as np
     import torch
 
     from crossmodal.config import load_config_file, preset_path
     from crossmodal.data import PairedData
     from crossmodal.methods import get_method
-    from crossmodal.retrieval.codes import sign_bits
 
     torch.set_num_threads(1)
     dataset = "wiki" if Path(args.data).name.startswith("wiki") else "other"
@@ -140,28 +138,11 @@ def main() -> None:
     start = weight_differences(pairs, ported)
     print("start: largest weight difference " + ", ".join(f"{k} {v:.3g}" for k, v in start.items()), flush=True)
 
-    data = {k: torch.tensor(d[k], dtype=torch.float32) for k in ("I_tr", "T_tr", "L_tr")}
-    diff = start
-    for epoch in range(1, epochs + 1):
-        batches = ported._epoch_batches(ported.n_train, ported.config["batch_size"])
-        rel.train_loader = [(data["I_tr"][b], data["T_tr"][b], data["L_tr"][b], b) for b in batches]
-        rel.train(epoch - 1)
-        port_epoch(ported, epoch, batches)
-        if epoch % args.every == 0 or epoch == epochs:
-            diff = weight_differences(pairs, ported)
-            print(f"epoch {epoch} ({len(batches)} batches): largest weight difference "
-                  + ", ".join(f"{k} {v:.3g}" for k, v in diff.items()), flush=True)
-
-    released, ours = {}, {}
-    for net in nets:
-        net.eval()
-    with torch.no_grad():
-        for p, s in (("q", "te"), ("d", "db")):
-            for m, net in zip(("image", "text"), nets):
-                x = torch.tensor(d[f"{m[0].upper()}_{s}"], dtype=torch.float32)
-                released[f"{p}{m[0]}"] = sign_bits(released_codes(args.method, net, m, x).numpy())
-                ours[f"{p}{m[0]}"] = sign_bits(np.asarray(ported.project(m, x.numpy())))
-    scores = compare_codes({"released": released, "port": ours}, d, args.bits)
+    diff = train_in_lockstep(rel, ported, pairs, d, epochs, args.every)
+    codes = code_sets(d, dict(zip(("image", "text"), nets)), ported,
+                      lambda m, net, x: released_codes(args.method, net, m, x))
+    released, ours = codes["released"], codes["port"]
+    scores = compare_codes(codes, d, args.bits)
     os.chdir(cwd)
     if args.results:
         entry = {"method": args.method, "seed": args.seed, "bits": args.bits, "epochs": epochs,

@@ -33,12 +33,7 @@ import types
 from pathlib import Path
 
 from dgcpn_official import PATCHES, settings
-from lockstep import (
-    compare_codes,
-    port_epoch,
-    renamed,
-    weight_differences,
-)
+from lockstep import code_sets, compare_codes, renamed, train_in_lockstep
 from released import cpu_only, patched_copy, read_export, stub_modules
 
 NAMES = {"fc1": "body.0", "fc_encode": "body.3"}  # released ImgNet / TxtNet -> the port's MLPTower
@@ -83,13 +78,11 @@ def main() -> None:
     cwd = os.getcwd()
     os.chdir(root)
 
-    import numpy as np
     import torch
 
     from crossmodal.config import load_config_file, preset_path
     from crossmodal.data import PairedData
     from crossmodal.methods import get_method
-    from crossmodal.retrieval.codes import sign_bits
 
     torch.set_num_threads(1)
     n = len(d["I_tr"])
@@ -108,28 +101,10 @@ def main() -> None:
     every = torch.arange(n)
     print(f"S: largest difference {float((rel.gs - port._target(every)).abs().max()):.3g}", flush=True)
 
-    data = {k: torch.tensor(d[k], dtype=torch.float32) for k in ("I_tr", "T_tr", "L_tr")}
-    for epoch in range(1, args.epochs + 1):
-        batches = port._epoch_batches(port.n_train, port.config["batch_size"])
-        rel.train_loader = [(data["I_tr"][b], data["T_tr"][b], data["L_tr"][b], b) for b in batches]
-        state = torch.get_rng_state()
-        rel.train(epoch - 1)
-        torch.set_rng_state(state)
-        port_epoch(port, epoch, batches)
-        diff = weight_differences([(net, name, NAMES) for net, name in nets], port)
-        print(f"epoch {epoch} ({len(batches)} batches, last {len(batches[-1])}): largest weight difference "
-              + ", ".join(f"{k} {v:.3g}" for k, v in diff.items()), flush=True)
-
-    for net, _ in nets:
-        net.eval()
-    released, ported = {}, {}
-    with torch.no_grad():
-        for p, s in (("q", "te"), ("d", "db")):
-            for m, net in (("image", rel.CodeNet_I), ("text", rel.CodeNet_T)):
-                x = d[f"{m[0].upper()}_{s}"]
-                released[f"{p}{m[0]}"] = sign_bits(net(torch.tensor(x, dtype=torch.float32))[1].numpy())
-                ported[f"{p}{m[0]}"] = sign_bits(np.asarray(port.project(m, x)))
-    compare_codes({"released": released, "port": ported}, d, args.bits)
+    pairs = [(net, name, NAMES) for net, name in nets]
+    train_in_lockstep(rel, port, pairs, d, args.epochs, same_global_rng=True)
+    codes = code_sets(d, {name: net for net, name in nets}, port, lambda m, net, x: net(x)[1])
+    compare_codes(codes, d, args.bits)
     os.chdir(cwd)
 
 
